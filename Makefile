@@ -1,0 +1,58 @@
+# The two set-up commands of the README: `make demo` and `make test`. Everything they need is
+# installed here, into .venvs/: wasmer runs under CPython 3.10 (its last supported Python),
+# wasmtime under the machine's default python3.
+
+PYTHON       ?= python3
+PYTHON310    ?= $(shell .ci/find-python310)
+WASMER_ENV   := .venvs/wasmer-py310
+WASMTIME_ENV := .venvs/wasmtime-py3
+PIP_FLAGS    := --quiet --disable-pip-version-check
+
+.PHONY: demo test lint test-wasmer test-wasmtime bench conformance install clean
+
+install: $(WASMER_ENV)/.installed $(WASMTIME_ENV)/.installed
+
+$(WASMER_ENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON310)" || { echo "CPython 3.10 is required for the wasmer engine"; exit 1; }
+	$(PYTHON310) -m venv $(WASMER_ENV)
+	$(WASMER_ENV)/bin/pip install $(PIP_FLAGS) -e '.[test]'
+	@touch $@
+
+$(WASMTIME_ENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(WASMTIME_ENV)
+	$(WASMTIME_ENV)/bin/pip install $(PIP_FLAGS) -e '.[test]'
+	@touch $@
+
+demo: $(WASMTIME_ENV)/.installed
+	$(WASMTIME_ENV)/bin/python examples/streaming_demo.py
+
+lint: $(WASMTIME_ENV)/.installed
+	$(WASMTIME_ENV)/bin/ruff check asyncwasm tests examples benchmarks tools
+	$(WASMTIME_ENV)/bin/mypy --strict asyncwasm
+
+# The suite runs once per engine, each under the Python that engine needs; CI=true makes a run
+# that could not exercise its engine fail instead of skipping.
+test-wasmer: $(WASMER_ENV)/.installed
+	ASYNCWASM_ENGINE=wasmer ASYNCWASM_TEST_ENGINES=wasmer \
+	  $(WASMER_ENV)/bin/python -m pytest --junit-xml=.cache/junit-wasmer.xml $(PYTEST_ARGS)
+
+test-wasmtime: $(WASMTIME_ENV)/.installed
+	ASYNCWASM_ENGINE=wasmtime ASYNCWASM_TEST_ENGINES=wasmtime \
+	  $(WASMTIME_ENV)/bin/python -m pytest --junit-xml=.cache/junit-wasmtime.xml $(PYTEST_ARGS)
+
+test: lint
+	@rm -f .cache/junit-*.xml; status=0; \
+	$(MAKE) --no-print-directory test-wasmer || status=1; \
+	$(MAKE) --no-print-directory test-wasmtime || status=1; \
+	$(WASMTIME_ENV)/bin/python tools/test_summary.py .cache/junit-wasmer.xml .cache/junit-wasmtime.xml || status=1; \
+	exit $$status
+
+bench: install
+	$(WASMTIME_ENV)/bin/python benchmarks/run_all.py --python310 $(WASMER_ENV)/bin/python --python3 $(WASMTIME_ENV)/bin/python
+
+conformance: install
+	$(WASMER_ENV)/bin/python tools/conformance.py --engine wasmer
+	$(WASMTIME_ENV)/bin/python tools/conformance.py --engine wasmtime
+
+clean:
+	rm -rf .venvs .cache build dist

@@ -1,0 +1,68 @@
+"""asyncwasm: the WebAssembly JavaScript API for async Python.
+
+``import asyncwasm`` plays the role of the JS global ``WebAssembly``::
+
+    import asyncwasm
+
+    async def main() -> None:
+        module, instance = await asyncwasm.instantiate(wasm_bytes, {"env": {"log": print}})
+        print(instance.exports.add(1, 2))
+
+``asyncwasm.RuntimeError`` and ``asyncwasm.Exception`` keep their JS names; they are left out of
+``__all__`` so that ``from asyncwasm import *`` does not shadow Python's built-ins.
+"""
+
+from __future__ import annotations
+
+from .__version__ import __version__
+from ._api import compile, instantiate, validate
+from ._exceptions import (
+    CompileError,
+    LinkError,
+    NotSupportedError,
+    RangeError,
+    WebAssemblyError,
+)
+from ._exceptions import (
+    RuntimeError as RuntimeError,
+)
+from ._function import Function
+from ._global import Global
+from ._instance import Exports, Instance
+from ._memory import Memory
+from ._module import Module, ModuleExportDescriptor, ModuleImportDescriptor
+from ._runtime import InstantiatedSource, Runtime
+from ._table import Table
+from ._tag import Exception as Exception
+from ._tag import Tag
+
+__all__ = [
+    "CompileError",
+    "Exports",
+    "Function",
+    "Global",
+    "Instance",
+    "InstantiatedSource",
+    "LinkError",
+    "Memory",
+    "Module",
+    "ModuleExportDescriptor",
+    "ModuleImportDescriptor",
+    "NotSupportedError",
+    "RangeError",
+    "Runtime",
+    "Table",
+    "Tag",
+    "WebAssemblyError",
+    "__version__",
+    "compile",
+    "instantiate",
+    "validate",
+]
+
+# The public classes say they come from the package, not from private modules.
+for _name in (*__all__, "RuntimeError", "Exception"):
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj

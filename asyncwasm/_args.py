@@ -1,0 +1,53 @@
+"""Argument checks shared by the constructors: JS WebIDL rules restated for Python."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from typing import Final
+
+from ._exceptions import RangeError
+
+MISSING: Final = object()
+"""Stands for an argument that was not passed (JS ``undefined``)."""
+
+_U32_MAX: Final = 2**32 - 1
+_U64_MAX: Final = 2**64 - 1
+
+
+def enforce_range(value: object, what: str, *, bits: int = 32) -> int:
+    """WebIDL ``[EnforceRange] unsigned long`` (or ``long long`` for 64 bits): an ``int`` in
+    range, else ``TypeError`` (as JS throws TypeError, not RangeError, here)."""
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")) or not value.is_integer():
+            raise TypeError(f"{what} must be an integer, not {value!r}")
+        number = int(value)
+    else:
+        try:
+            number = operator.index(value)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError(f"{what} must be an integer, not {type(value).__name__}") from None
+    limit = _U32_MAX if bits == 32 else _U64_MAX
+    if not 0 <= number <= limit:
+        raise TypeError(f"{what} must be in [0, {limit}], not {number}")
+    return number
+
+
+def descriptor_field(descriptor: Mapping[str, object], key: str, *, required: bool) -> object:
+    """A field of a JS-style descriptor dict; ``TypeError`` when a required one is missing."""
+    if key in descriptor:
+        return descriptor[key]
+    if required:
+        raise TypeError(f"the descriptor has no {key!r} field")
+    return MISSING
+
+
+def check_limits(initial: int, maximum: int | None, cap: int, what: str) -> None:
+    """JS RangeError rules for sizes: within ``cap``, and maximum not below initial."""
+    if initial > cap:
+        raise RangeError(f"{what}: initial size {initial} is above the limit {cap}")
+    if maximum is not None:
+        if maximum > cap:
+            raise RangeError(f"{what}: maximum size {maximum} is above the limit {cap}")
+        if maximum < initial:
+            raise RangeError(f"{what}: maximum size {maximum} is below the initial size {initial}")

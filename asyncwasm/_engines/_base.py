@@ -1,0 +1,263 @@
+"""The one internal interface between asyncwasm and a WebAssembly engine.
+
+Nothing outside ``asyncwasm/_engines/`` imports ``wasmer`` or ``wasmtime``. Each engine module
+implements :class:`Engine` and translates its engine's exceptions at this boundary into
+asyncwasm's (``CompileError``, ``LinkError``, ``RuntimeError`` with ``.trap``, ``RangeError``,
+``NotSupportedError``), keeping the engine's message and chaining the original as ``__cause__``.
+A ``BaseException`` from an engine (wasmer's ``PanicException``) never escapes either.
+
+Handles
+    Engine objects (modules, instances, functions, memories, tables, globals, tags) are passed
+    around as opaque handles: whatever the engine module returns, the public layer only hands it
+    back. The public layer never asks the engine for the *type* of a handle: types come from
+    asyncwasm's own binary decoder or from the type the object was created with, because on
+    wasmtime merely reading some types (v128, exnref, GC refs) aborts the process.
+
+Stores
+    Every instance, function, memory, table, global and tag lives in a store (``new_store()``).
+    The runtime keeps its current store weakly and every public object strongly, so a store is
+    freed as soon as nothing made in it is reachable (engines only free instances per store).
+    ``module_needs_store`` says whether compiled modules belong to a store too (wasmer) or to
+    the engine alone (wasmtime).
+
+Values at this interface ("engine values")
+    i32 / i64: ``int``, already wrapped to the signed range; f32 / f64: ``float``;
+    v128: ``int`` in [0, 2**128); externref: any Python object, ``None`` for null;
+    anyfunc: a function handle or ``None``. Conversion from user values (ToWebAssemblyValue) is
+    the public layer's job; the engine converts engine values to and from its native ones.
+
+Threads
+    Engine methods may be called from any thread. An engine whose objects are thread-affine
+    (wasmer) refuses use from the wrong thread with ``NotSupportedError``; an engine whose store
+    must not be used by two threads at once (wasmtime) serialises use of a store itself.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, TypeAlias
+
+from .._types import FuncType, GlobalType, MemoryType, TableType, TagType
+
+# Opaque engine objects. They are ``Any`` on purpose: only the engine module that made one
+# looks inside it.
+StoreHandle: TypeAlias = Any
+ModuleHandle: TypeAlias = Any
+InstanceHandle: TypeAlias = Any
+FuncHandle: TypeAlias = Any
+MemoryHandle: TypeAlias = Any
+TableHandle: TypeAlias = Any
+GlobalHandle: TypeAlias = Any
+TagHandle: TypeAlias = Any
+ExternHandle: TypeAlias = Any
+
+EngineValue: TypeAlias = object
+HostCallable: TypeAlias = Callable[..., Sequence[EngineValue]]
+"""A host function as the engine sees it: called with engine values (one per parameter),
+returns a sequence of engine values (one per result). Whatever it raises must come out of the
+wasm call that led to it as the very same object."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineFeatures:
+    """Optional capabilities; ``Runtime.features`` exposes these."""
+
+    host_tables: bool
+    """``Table(...)`` from Python, and get/set/grow of any table from Python."""
+    reference_values: bool
+    """externref / anyfunc values cross the boundary (arguments, results, globals, tables)."""
+    v128: bool
+    """v128 values cross the boundary (as ``int``)."""
+    exceptions: bool
+    """Tags and exception handling: ``Tag``, ``Exception``, tag imports and exports."""
+    fuel: bool
+    """Instruction metering (``out_of_fuel`` traps)."""
+    shared_memory: bool
+    """``Memory(..., shared=True)`` and modules using threads."""
+    memory64: bool
+    tail_calls: bool
+    multi_value: bool
+
+    def as_dict(self) -> dict[str, bool]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class UncaughtWasmException(Exception):
+    """Raised by ``Engine.call`` when wasm throws an exception that nothing catches.
+
+    The public layer turns it into ``asyncwasm.Exception``; it never reaches users as is.
+    """
+
+    tag: TagHandle
+    payload: tuple[EngineValue, ...]
+
+
+EXCEPTION_MARKER = "_asyncwasm_exception_"
+"""A Python exception raised by a host function that has this attribute, a
+``(tag_handle, payload_values)`` pair, is thrown into wasm as a wasm exception (catchable by
+``try_table``/``catch``); the engine must also let it out of the outer call as the same object
+when wasm does not catch it."""
+
+
+class Engine(abc.ABC):
+    """One WebAssembly engine, process-wide (one instance per engine name)."""
+
+    name: ClassVar[str]
+    features: EngineFeatures
+    module_needs_store: ClassVar[bool]
+    compile_in_process: ClassVar[bool]
+    """True when compiling holds the GIL (wasmer): the async runtime then compiles in a worker
+    *process* with ``compile_artifact`` and loads the result with ``deserialize``."""
+
+    @property
+    @abc.abstractmethod
+    def version(self) -> str:
+        """The engine package's version."""
+
+    @abc.abstractmethod
+    def cache_key(self) -> str:
+        """Names the engine, its version and its configuration: artifacts made under one key are
+        loadable under the same key only."""
+
+    # -- modules ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def validate(self, wasm: bytes) -> str | None:
+        """``None`` when the engine accepts ``wasm`` as a module, else its message.
+
+        ``wasm`` always starts with the ``\\0asm`` magic (the caller checks it, because both
+        engines would otherwise parse the text format)."""
+
+    @abc.abstractmethod
+    def compile(self, store: StoreHandle | None, wasm: bytes) -> ModuleHandle:
+        """Compile ``wasm`` (magic already checked). Raises ``CompileError``.
+
+        ``store`` is the store the module belongs to when ``module_needs_store``, else ``None``.
+        Runs on any thread; may take seconds."""
+
+    @abc.abstractmethod
+    def serialize(self, module: ModuleHandle) -> bytes:
+        """The module as a native artifact for ``deserialize``."""
+
+    @abc.abstractmethod
+    def deserialize(self, store: StoreHandle | None, artifact: bytes) -> ModuleHandle:
+        """Load an artifact made by ``serialize`` or ``compile_artifact`` under the same
+        ``cache_key``. Engines trust artifacts blindly (a bad one can crash the process): the
+        caller integrity-checks anything that came from outside this process first."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def compile_artifact(wasm: bytes) -> bytes:
+        """Compile and serialize in one step, in a fresh engine: the entry point a worker
+        process runs (a plain static function so that it pickles). Raises ``CompileError``."""
+
+    # -- stores and instances ----------------------------------------------------------------
+    @abc.abstractmethod
+    def new_store(self) -> StoreHandle:
+        """A new, empty store. Freed when the handle is garbage."""
+
+    @abc.abstractmethod
+    def instantiate(
+        self, store: StoreHandle, module: ModuleHandle, imports: Sequence[ExternHandle]
+    ) -> InstanceHandle:
+        """Instantiate ``module`` with ``imports`` (one handle per import, in the module's import
+        order; kinds and types already checked by the caller against the decoded module).
+
+        Runs the start function. Raises ``LinkError`` for what the engine still refuses,
+        ``RuntimeError`` for a trap in the start function, and lets a host function's exception
+        out as the same object."""
+
+    @abc.abstractmethod
+    def instance_exports(self, store: StoreHandle, instance: InstanceHandle) -> list[ExternHandle]:
+        """The instance's exports as handles, in the module's export order."""
+
+    # -- functions -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def func_new(self, store: StoreHandle, type: FuncType, fn: HostCallable) -> FuncHandle:
+        """A host function of ``type`` that calls ``fn``. ``NotSupportedError`` when ``type``
+        has a value type the engine can't pass (e.g. v128 or references on wasmer)."""
+
+    @abc.abstractmethod
+    def call(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType, args: Sequence[EngineValue]
+    ) -> tuple[EngineValue, ...]:
+        """Call ``func`` (of ``type``, argument count already checked) with engine values.
+
+        Returns one engine value per result. Raises ``RuntimeError`` on a trap,
+        ``UncaughtWasmException`` when wasm throws and nothing catches, and a host function's
+        own exception as the same object."""
+
+    @abc.abstractmethod
+    def func_key(self, func: FuncHandle) -> Hashable:
+        """A key equal for every handle of the same function (engines may give a fresh handle
+        each time a function comes out of wasm), so that identity can be kept."""
+
+    def func_type(self, store: StoreHandle, func: FuncHandle) -> FuncType | None:
+        """The type of a function the public layer has no decoded type for (a funcref that came
+        out of a table or a call), or ``None`` when the engine can't say so safely (reading some
+        types aborts wasmtime). Overridden where the engine can."""
+        return None
+
+    # -- memories ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def memory_new(self, store: StoreHandle, type: MemoryType) -> MemoryHandle: ...
+
+    @abc.abstractmethod
+    def memory_pages(self, store: StoreHandle, memory: MemoryHandle) -> int: ...
+
+    @abc.abstractmethod
+    def memory_grow(self, store: StoreHandle, memory: MemoryHandle, delta: int) -> int:
+        """Grow by ``delta`` pages; the old size in pages. ``RangeError`` when it can't."""
+
+    @abc.abstractmethod
+    def memory_view(self, store: StoreHandle, memory: MemoryHandle) -> memoryview:
+        """A writable, format ``"B"`` view of the whole memory as it is now.
+
+        The memory must never move while the store lives (engines are configured so) and the
+        view must keep the store alive, so no view, nor any slice of one, can reach freed or
+        moved memory; the public layer releases the views it handed out on grow."""
+
+    # -- tables ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def table_new(self, store: StoreHandle, type: TableType, init: EngineValue) -> TableHandle: ...
+
+    @abc.abstractmethod
+    def table_size(self, store: StoreHandle, table: TableHandle) -> int: ...
+
+    @abc.abstractmethod
+    def table_get(self, store: StoreHandle, table: TableHandle, index: int) -> EngineValue: ...
+
+    @abc.abstractmethod
+    def table_set(
+        self, store: StoreHandle, table: TableHandle, index: int, value: EngineValue
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def table_grow(
+        self, store: StoreHandle, table: TableHandle, delta: int, init: EngineValue
+    ) -> int:
+        """Grow by ``delta`` entries set to ``init``; the old length. ``RangeError`` when it
+        can't."""
+
+    # -- globals ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def global_new(
+        self, store: StoreHandle, type: GlobalType, value: EngineValue
+    ) -> GlobalHandle: ...
+
+    @abc.abstractmethod
+    def global_get(self, store: StoreHandle, glob: GlobalHandle) -> EngineValue: ...
+
+    @abc.abstractmethod
+    def global_set(self, store: StoreHandle, glob: GlobalHandle, value: EngineValue) -> None: ...
+
+    # -- tags ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def tag_new(self, store: StoreHandle, type: TagType) -> TagHandle:
+        """A new tag; ``NotSupportedError`` where the engine has no exception handling."""
+
+    @abc.abstractmethod
+    def tag_key(self, tag: TagHandle) -> Hashable:
+        """Equal for every handle of the same tag."""

@@ -1,0 +1,95 @@
+"""``Global``: a WebAssembly global variable (JS ``WebAssembly.Global``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._args import MISSING, descriptor_field
+from ._runtime import Runtime, StoreCell, get_default_runtime
+from ._types import GlobalType, canonical_value_type
+from ._values import default_value, from_engine_value, to_engine_value
+
+__all__ = ["Global"]
+
+
+class Global:
+    """A global: ``Global("i32", 42, mutable=True)`` or
+    ``Global({"value": "i32", "mutable": True}, 42)``.
+
+    ``value`` reads it and, for a mutable global, sets it (setting an immutable one raises
+    ``TypeError``). Without a value, a global holds its type's default (0, 0.0 or ``None``).
+    """
+
+    __slots__ = ("__weakref__", "_cell", "_handle", "_runtime", "_type")
+
+    _runtime: Runtime
+    _cell: StoreCell
+    _handle: Any
+    _type: GlobalType
+
+    def __init__(
+        self,
+        value_type: object,
+        value: object = MISSING,
+        *,
+        mutable: bool = False,
+        runtime: Runtime | None = None,
+    ) -> None:
+        if isinstance(value_type, Mapping):
+            descriptor = value_type
+            value_type = descriptor_field(descriptor, "value", required=True)
+            mutable_field = descriptor_field(descriptor, "mutable", required=False)
+            mutable = bool(mutable_field) if mutable_field is not MISSING else False
+        if not isinstance(value_type, str):
+            raise TypeError(f"a value type must be a str, not {type(value_type).__name__}")
+        vt = canonical_value_type(value_type)
+        rt = runtime if runtime is not None else get_default_runtime()
+        initial = default_value(vt) if value is MISSING else value
+        engine_value = to_engine_value(initial, vt, rt)
+        gtype = GlobalType(vt, bool(mutable))
+        cell = rt._store()
+        self._init(rt, cell, rt._engine.global_new(cell.handle, gtype, engine_value), gtype)
+
+    def _init(self, runtime: Runtime, cell: StoreCell, handle: Any, gtype: GlobalType) -> None:
+        self._runtime = runtime
+        self._cell = cell
+        self._handle = handle
+        self._type = gtype
+
+    @classmethod
+    def _from_handle(
+        cls, runtime: Runtime, cell: StoreCell, handle: Any, gtype: GlobalType
+    ) -> Global:
+        glob = cls.__new__(cls)
+        glob._init(runtime, cell, handle, gtype)
+        return glob
+
+    @property
+    def type(self) -> GlobalType:
+        """The global's value type and mutability."""
+        return self._type
+
+    @property
+    def value(self) -> object:
+        """The global's current value."""
+        vt = self._type.value
+        raw = self._runtime._engine.global_get(self._cell.handle, self._handle)
+        return from_engine_value(raw, vt, self._runtime)
+
+    @value.setter
+    def value(self, new: object) -> None:
+        if not self._type.mutable:
+            raise TypeError("cannot set the value of an immutable global")
+        engine_value = to_engine_value(new, self._type.value, self._runtime)
+        self._runtime._engine.global_set(self._cell.handle, self._handle, engine_value)
+
+    def value_of(self) -> object:
+        """The global's current value (JS ``valueOf()``)."""
+        return self.value
+
+    valueOf = value_of
+
+    def __repr__(self) -> str:
+        kind = "mutable" if self._type.mutable else "immutable"
+        return f"<asyncwasm.Global {kind} {self._type.value}>"
