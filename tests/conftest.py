@@ -9,9 +9,11 @@ of being skipped, and so does a run in which no engine could be exercised.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
+import asyncwasm
 from asyncwasm._engines import ENGINE_NAMES, available_engines
 
 
@@ -50,3 +52,17 @@ def engine(request: pytest.FixtureRequest) -> str:
     if name not in available_engines():
         pytest.skip(f"engine {name} does not import on this Python")
     return name
+
+
+@pytest.fixture
+def runtime(engine: str) -> Iterator[asyncwasm.Runtime]:
+    """A fresh ``Runtime`` of the engine under test, installed as the default runtime for the
+    test's duration, so module-level functions and constructors use it too."""
+    from asyncwasm._runtime import _set_default_runtime
+
+    rt = asyncwasm.Runtime(engine=engine)
+    previous = _set_default_runtime(rt)
+    try:
+        yield rt
+    finally:
+        _set_default_runtime(previous)
