@@ -20,7 +20,9 @@ async def compile(source: object) -> Module:
 
 
 @overload
-async def instantiate(source: Module, imports: object = None) -> Instance: ...
+async def instantiate(  # type: ignore[overload-overlap]  # Module first wins
+    source: Module, imports: object = None
+) -> Instance: ...
 
 
 @overload

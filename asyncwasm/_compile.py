@@ -13,9 +13,6 @@ from typing import TYPE_CHECKING
 import anyio.to_process
 import anyio.to_thread
 
-from ._binary import decode_module
-from ._source import check_magic
-
 if TYPE_CHECKING:
     from ._module import Module
     from ._runtime import Runtime
@@ -23,11 +20,10 @@ if TYPE_CHECKING:
 
 async def compile_async(runtime: Runtime, wasm: bytes) -> Module:
     """Compile ``wasm`` (already copied) without blocking the event loop."""
-    from ._module import Module
+    from ._module import Module, decode_for_engine
 
-    check_magic(wasm)
-    info = decode_module(wasm)
     engine = runtime._engine
+    info = decode_for_engine(wasm, engine)
     if engine.compile_in_process:
         artifact = await anyio.to_process.run_sync(engine.compile_artifact, wasm)
         cell = runtime._store()

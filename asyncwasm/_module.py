@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ._binary import ModuleInfo, decode_module
+from ._engines import Engine, EngineFeatures
 from ._exceptions import CompileError
 from ._runtime import Runtime, StoreCell, get_default_runtime
 from ._source import check_magic, copy_buffer_source
@@ -30,9 +31,27 @@ class ModuleImportDescriptor(NamedTuple):
     type: ExternType
 
 
-def _decode(wasm: bytes) -> ModuleInfo:
+def decode_for_engine(wasm: bytes, engine: Engine) -> ModuleInfo:
+    """Decode ``wasm`` with asyncwasm's own decoder and refuse, with ``CompileError``, what the
+    engine cannot compile at all (wasmer panics on tags instead of reporting an error)."""
     check_magic(wasm)
-    return decode_module(wasm)
+    info = decode_module(wasm)
+    lacking = _lacking_feature(info, engine.features)
+    if lacking is not None:
+        raise CompileError(
+            f"the {engine.name} engine cannot compile this module: it uses {lacking}"
+        )
+    return info
+
+
+def _lacking_feature(info: ModuleInfo, features: EngineFeatures) -> str | None:
+    if info.tags and not features.exceptions:
+        return "exception handling (tags)"
+    if not features.memory64 and any(m.memory64 for m in info.memories):
+        return "64-bit memories (memory64)"
+    if not features.shared_memory and any(m.shared for m in info.memories):
+        return "shared memories (threads)"
+    return None
 
 
 class Module:
@@ -55,7 +74,7 @@ class Module:
     def __init__(self, source: object, *, runtime: Runtime | None = None) -> None:
         wasm = copy_buffer_source(source)
         rt = runtime if runtime is not None else get_default_runtime()
-        info = _decode(wasm)
+        info = decode_for_engine(wasm, rt._engine)
         cell = rt._store() if rt._engine.module_needs_store else None
         handle = rt._engine.compile(cell.handle if cell is not None else None, wasm)
         self._init(rt, handle, info, cell)
@@ -122,7 +141,7 @@ def validate(source: object, *, runtime: Runtime | None = None) -> bool:
     wasm = copy_buffer_source(source)
     rt = runtime if runtime is not None else get_default_runtime()
     try:
-        _decode(wasm)
+        decode_for_engine(wasm, rt._engine)
     except CompileError:
         return False
     return rt._engine.validate(wasm) is None

@@ -132,7 +132,9 @@ class Runtime:
         return await compile_async(self, copy_buffer_source(source))
 
     @overload
-    async def instantiate(self, source: Module, imports: object = None) -> Instance: ...
+    async def instantiate(  # type: ignore[overload-overlap]  # Module first wins
+        self, source: Module, imports: object = None
+    ) -> Instance: ...
 
     @overload
     async def instantiate(self, source: object, imports: object = None) -> InstantiatedSource: ...

@@ -120,7 +120,8 @@ class Exception(builtins.Exception):
         self._payload = engine_values
         self.stack = stack
         # The engine throws any Python exception carrying this marker into wasm as a wasm one.
-        setattr(self, EXCEPTION_MARKER, (tag._handle, engine_values))
+        # The tag's type travels along: the engine can't read an exported tag's type safely.
+        setattr(self, EXCEPTION_MARKER, (tag._handle, engine_values, tag._type))
 
     def is_(self, tag: Tag) -> bool:
         """Whether this exception carries ``tag`` (JS ``exception.is(tag)``)."""

@@ -97,7 +97,7 @@ class UncaughtWasmException(Exception):
 
 EXCEPTION_MARKER = "_asyncwasm_exception_"
 """A Python exception raised by a host function that has this attribute, a
-``(tag_handle, payload_values)`` pair, is thrown into wasm as a wasm exception (catchable by
+``(tag_handle, payload_values, tag_type_or_None)`` triple, is thrown into wasm as a wasm exception (catchable by
 ``try_table``/``catch``); the engine must also let it out of the outer call as the same object
 when wasm does not catch it."""
 
