@@ -1,0 +1,1094 @@
+"""The wasmtime engine (wasmtime-py 50), mostly through its raw C API bindings.
+
+Why raw FFI rather than wasmtime-py's object layer:
+
+* wasmtime-py reads function types to convert values, and reading a type that contains ``v128``,
+  ``exnref`` or a GC reference aborts the process (``wasm_valtype_kind`` panics). Every conversion
+  here is driven by asyncwasm's own ``FuncType`` / value kinds instead, and no code in this module
+  ever asks wasmtime for the type of anything.
+* wasmtime-py carries host-function exceptions in a module global, so with several threads calling
+  wasm they surface in the wrong thread. Our trampoline stashes them per thread.
+* wasmtime-py keeps host callables and externref objects in process-wide tables that are only
+  released by C finalizers; anything in them that refers back to the store makes an uncollectable
+  cycle. Here they live on our store wrapper, so such cycles are ordinary Python garbage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import importlib.util
+import itertools
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from ctypes import POINTER, byref
+from importlib import metadata
+from typing import Any, ClassVar, Final
+
+import wasmtime
+from wasmtime import _ffi as ffi  # private bindings of the C API
+
+from .. import _exceptions as exc
+from .._types import JS_VALUE_TYPES, FuncType, GlobalType, MemoryType, TableType, TagType
+from ._base import (
+    EXCEPTION_MARKER,
+    Engine,
+    EngineFeatures,
+    EngineValue,
+    HostCallable,
+    UncaughtWasmException,
+)
+
+__all__ = ["WasmtimeEngine", "create_engine"]
+
+_NAME: Final = "wasmtime"
+
+# wasmtime_valkind_t
+_K_I32: Final = 0
+_K_I64: Final = 1
+_K_F32: Final = 2
+_K_F64: Final = 3
+_K_V128: Final = 4
+_K_FUNCREF: Final = 5
+_K_EXTERNREF: Final = 6
+# wasm_valkind_t (wasm.h), used to build value types
+_WASM_KIND: Final = {"i32": 0, "i64": 1, "f32": 2, "f64": 3, "externref": 128, "anyfunc": 129}
+# wasmtime_extern_kind_t
+_E_FUNC: Final = 0
+_E_GLOBAL: Final = 1
+_E_TABLE: Final = 2
+_E_MEMORY: Final = 3
+_E_SHAREDMEMORY: Final = 4
+_E_TAG: Final = 5
+
+_TRAP_KINDS: Final = {
+    "UNREACHABLE": "unreachable",
+    "INTEGER_DIVISION_BY_ZERO": "integer_divide_by_zero",
+    "INTEGER_OVERFLOW": "integer_overflow",
+    "BAD_CONVERSION_TO_INTEGER": "invalid_conversion_to_integer",
+    "MEMORY_OUT_OF_BOUNDS": "out_of_bounds_memory_access",
+    "TABLE_OUT_OF_BOUNDS": "out_of_bounds_table_access",
+    "INDIRECT_CALL_TO_NULL": "indirect_call_to_null",
+    "BAD_SIGNATURE": "indirect_call_type_mismatch",
+    "STACK_OVERFLOW": "stack_overflow",
+    "OUT_OF_FUEL": "out_of_fuel",
+    "INTERRUPT": "interrupt",
+    "NULL_REFERENCE": "null_reference",
+    "HEAP_MISALIGNED": "unaligned_atomic",
+    "UNCAUGHT_EXCEPTION": "uncaught_exception",
+}
+
+# Engine configuration. Everything here goes into ``cache_key`` (artifacts depend on it).
+_CONFIG: Final[dict[str, bool]] = {
+    "memory_may_move": False,  # memoryviews handed out must never dangle
+    "wasm_reference_types": True,
+    "wasm_multi_value": True,
+    "wasm_simd": True,
+    "wasm_relaxed_simd": True,
+    "wasm_bulk_memory": True,
+    "wasm_exceptions": True,
+    "wasm_tail_call": True,
+    "wasm_memory64": True,
+    "wasm_threads": True,
+    "shared_memory": True,
+    "wasm_function_references": True,
+    "wasm_gc": True,
+    "gc_support": True,
+    "parallel_compilation": True,
+    # Fuel instruments every loop and call (slower code) and makes every store start empty;
+    # asyncwasm has no public API to budget fuel, so it stays off.
+    "consume_fuel": False,
+}
+
+_MARKER_ATTR: Final = EXCEPTION_MARKER
+
+
+def _wasmer_may_load() -> bool:
+    """Whether wasmer could be loaded into this process too (CPython <= 3.10 with wasmer)."""
+    try:
+        return importlib.util.find_spec("wasmer") is not None and sys.version_info < (3, 11)
+    except (ImportError, ValueError):
+        return False
+
+
+# Signal-based traps (guard pages, ud2) make wasmtime install SIGSEGV/SIGILL handlers. wasmer
+# installs its own handlers when first used and does not forward faults it doesn't own, so a
+# wasmtime trap after wasmer was used kills the process ("Fatal Python error: Illegal
+# instruction", measured with wasmer 1.1.0). Where wasmer can be loaded, wasmtime uses explicit
+# checks instead (somewhat slower memory accesses, no signal handlers).
+_SIGNALS_BASED_TRAPS: Final = not _wasmer_may_load()
+
+
+def _make_config() -> wasmtime.Config:
+    config = wasmtime.Config()
+    for key, value in _CONFIG.items():
+        setattr(config, key, value)
+    ffi.wasmtime_config_signals_based_traps_set(config.ptr(), _SIGNALS_BASED_TRAPS)
+    return config
+
+
+# -- exception mapping ----------------------------------------------------------------------------
+
+
+def _trap_kind(trap: wasmtime.Trap) -> str:
+    try:
+        code = trap.trap_code
+    except Exception:  # an unknown code value (newer library): don't fail the mapping
+        return "unknown"
+    if code is None:
+        return "unknown"
+    return _TRAP_KINDS.get(code.name, "unknown")
+
+
+def _runtime_error(trap: wasmtime.Trap) -> exc.RuntimeError:
+    try:
+        message = trap.message
+    except Exception:
+        message = "wasm trap"
+    error = exc.RuntimeError(exc.shorten(message), trap=_trap_kind(trap))
+    error.__cause__ = trap
+    return error
+
+
+@contextlib.contextmanager
+def _map_exceptions(
+    mapping: dict[type[BaseException], Callable[[str], BaseException]],
+) -> Iterator[None]:
+    """Translate wasmtime's exceptions raised in the block (httpcore's ``map_exceptions`` idea).
+
+    ``Trap`` always becomes ``asyncwasm.RuntimeError`` with its kind; other types by ``mapping``.
+    """
+    try:
+        yield
+    except wasmtime.Trap as trap:
+        raise _runtime_error(trap) from trap
+    except Exception as error:
+        for from_type, make in mapping.items():
+            if isinstance(error, from_type):
+                raise make(exc.shorten(str(error))) from error
+        raise
+
+
+_COMPILE_ERRORS: Final[dict[type[BaseException], Callable[[str], BaseException]]] = {
+    wasmtime.WasmtimeError: exc.CompileError
+}
+_RANGE_ERRORS: Final[dict[type[BaseException], Callable[[str], BaseException]]] = {
+    wasmtime.WasmtimeError: exc.RangeError
+}
+_LINK_ERRORS: Final[dict[type[BaseException], Callable[[str], BaseException]]] = {
+    wasmtime.WasmtimeError: exc.LinkError
+}
+
+
+def _check_error(err: Any) -> None:
+    """Raise a ``WasmtimeError`` for a non-null ``wasmtime_error_t*`` (owns and frees it)."""
+    if err:
+        raise wasmtime.WasmtimeError._from_ptr(err)
+
+
+# -- per-thread host exception propagation ------------------------------------------------------
+
+
+class _ThreadState(threading.local):
+    def __init__(self) -> None:
+        # A Python exception raised by a host function, waiting for the wasm call on this thread
+        # that led to it to return.
+        self.pending: BaseException | None = None
+        # Exceptions thrown into wasm through EXCEPTION_MARKER: (tag key, payload, the object).
+        self.thrown: list[tuple[Hashable, tuple[EngineValue, ...], BaseException]] = []
+        self.depth = 0
+
+
+_tls = _ThreadState()
+
+
+# -- stores and handles -------------------------------------------------------------------------
+
+_ids = itertools.count(1)
+_HOST_OWNERS: dict[int, weakref.ref[_Store]] = {}  # host func env id -> its store
+_EXTERN_OWNERS: dict[int, weakref.ref[_Store]] = {}  # externref data id -> its store
+
+
+class _Store:
+    """A ``wasmtime.Store`` with the lock that serialises its use across threads.
+
+    It also owns the Python side of what lives in the store (host callables and externref
+    objects), so reference cycles through them are visible to Python's garbage collector.
+    """
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self.store = wasmtime.Store(engine)
+        self.ctx: Any = self.store._context()
+        # RLock: wasm -> host -> wasm re-entry happens on the same thread.
+        self.lock = threading.RLock()
+        self.host: dict[int, tuple[HostCallable, FuncType]] = {}
+        self.externs: dict[int, object] = {}
+
+    def __repr__(self) -> str:
+        return f"<asyncwasm wasmtime store at {id(self):#x}>"
+
+
+class _Handle:
+    __slots__ = ("store",)
+    kind: ClassVar[int]
+    store: _Store
+
+    def extern(self) -> Any:
+        raise NotImplementedError
+
+
+class _Func(_Handle):
+    __slots__ = ("raw",)
+
+    def __init__(self, store: _Store, raw: Any) -> None:
+        self.store = store
+        self.raw = ffi.wasmtime_func_t.from_buffer_copy(raw)
+
+    def extern(self) -> Any:
+        return ffi.wasmtime_extern_t(_E_FUNC, ffi.wasmtime_extern_union(func=self.raw))
+
+    def key(self) -> Hashable:
+        return ("func", self.raw.store_id, getattr(self.raw, "__private"))
+
+    def __repr__(self) -> str:
+        return f"<wasmtime func {self.key()!r}>"
+
+
+class _Global(_Handle):
+    __slots__ = ("raw", "type")
+
+    def __init__(self, store: _Store, raw: Any, type: GlobalType | None = None) -> None:
+        self.store = store
+        self.raw = ffi.wasmtime_global_t.from_buffer_copy(raw)
+        self.type = type
+
+    def extern(self) -> Any:
+        return ffi.wasmtime_extern_t(_E_GLOBAL, ffi.wasmtime_extern_union(global_=self.raw))
+
+
+class _Table(_Handle):
+    __slots__ = ("raw", "type")
+
+    def __init__(self, store: _Store, raw: Any, type: TableType | None = None) -> None:
+        self.store = store
+        self.raw = ffi.wasmtime_table_t.from_buffer_copy(raw)
+        self.type = type
+
+    def extern(self) -> Any:
+        return ffi.wasmtime_extern_t(_E_TABLE, ffi.wasmtime_extern_union(table=self.raw))
+
+
+class _SharedMemoryPtr:
+    """Owns one ``wasmtime_sharedmemory_t*`` reference."""
+
+    def __init__(self, ptr: Any) -> None:
+        self.ptr = ptr
+
+    def __del__(self) -> None:
+        ptr, self.ptr = self.ptr, None
+        if ptr:
+            ffi.wasmtime_sharedmemory_delete(ptr)
+
+
+class _Memory(_Handle):
+    __slots__ = ("raw", "shared")
+
+    def __init__(self, store: _Store, raw: Any = None, shared: _SharedMemoryPtr | None = None) -> None:
+        self.store = store
+        self.raw: Any = None if raw is None else ffi.wasmtime_memory_t.from_buffer_copy(raw)
+        self.shared = shared
+
+    def extern(self) -> Any:
+        if self.shared is not None:
+            return ffi.wasmtime_extern_t(
+                _E_SHAREDMEMORY, ffi.wasmtime_extern_union(sharedmemory=self.shared.ptr)
+            )
+        return ffi.wasmtime_extern_t(_E_MEMORY, ffi.wasmtime_extern_union(memory=self.raw))
+
+
+class _Tag(_Handle):
+    __slots__ = ("raw", "type")
+
+    def __init__(self, store: _Store, raw: Any, type: TagType | None = None) -> None:
+        self.store = store
+        self.raw = ffi.wasmtime_tag_t.from_buffer_copy(raw)
+        self.type = type
+
+    def extern(self) -> Any:
+        return ffi.wasmtime_extern_t(_E_TAG, ffi.wasmtime_extern_union(tag=self.raw))
+
+    def key(self) -> Hashable:
+        anon = self.raw._anon_1
+        return ("tag", anon.store_id, getattr(anon, "__private1"), getattr(self.raw, "__private2"))
+
+
+class _Instance:
+    __slots__ = ("raw", "store")
+
+    def __init__(self, store: _Store, raw: Any) -> None:
+        self.store = store
+        self.raw = raw
+
+
+def _store_of(store: object) -> _Store:
+    if not isinstance(store, _Store):
+        raise TypeError(f"expected a wasmtime store handle, got {type(store).__name__}")
+    return store
+
+
+def _same_store(store: _Store, handle: object, what: str) -> None:
+    # Using an object with a store it doesn't belong to aborts the process in wasmtime.
+    if not isinstance(handle, _Handle | _Instance):
+        raise TypeError(f"expected a wasmtime {what} handle, got {type(handle).__name__}")
+    if handle.store is not store:
+        raise exc.LinkError(f"the {what} belongs to another store")
+
+
+# -- value types --------------------------------------------------------------------------------
+
+
+def _check_types(types: Sequence[str], what: str) -> None:
+    for t in types:
+        if t not in JS_VALUE_TYPES:
+            raise exc.NotSupportedError(_NAME, f"{what} with value type {t!r}")
+
+
+def _valtype(name: str) -> Any:
+    """A new owned ``wasm_valtype_t*``; ``name`` must be in JS_VALUE_TYPES (checked before)."""
+    if name == "v128":
+        return ffi.wasmtime_wasm_valtype_v128()
+    return ffi.wasm_valtype_new(_WASM_KIND[name])
+
+
+def _valtype_vec(names: Sequence[str]) -> Any:
+    vec = ffi.wasm_valtype_vec_t()
+    ffi.wasm_valtype_vec_new_uninitialized(byref(vec), len(names))
+    for i, name in enumerate(names):
+        vec.data[i] = _valtype(name)
+    return vec
+
+
+def _functype(t: FuncType) -> Any:
+    """A new owned ``wasm_functype_t*``."""
+    _check_types(t.params + t.results, "function types")
+    params = _valtype_vec(t.params)
+    results = _valtype_vec(t.results)
+    return ffi.wasm_functype_new(byref(params), byref(results))
+
+
+# -- values ---------------------------------------------------------------------------------------
+
+
+def _externref_finalizer_py(data: int | None) -> None:
+    if not data:
+        return
+    owner = _EXTERN_OWNERS.pop(data, None)
+    store = owner() if owner is not None else None
+    if store is not None:
+        store.externs.pop(data, None)
+
+
+def _to_raw(store: _Store, ctx: Any, t: str, value: EngineValue, out: Any) -> None:
+    """Write ``value`` of type ``t`` into the ``wasmtime_val_t`` ``out`` (rooted: unroot later)."""
+    if t == "i32":
+        out.kind = _K_I32
+        out.of.i32 = _int(value)
+    elif t == "i64":
+        out.kind = _K_I64
+        out.of.i64 = _int(value)
+    elif t == "f32":
+        out.kind = _K_F32
+        out.of.f32 = _float(value)
+    elif t == "f64":
+        out.kind = _K_F64
+        out.of.f64 = _float(value)
+    elif t == "v128":
+        number = _int(value)
+        if not 0 <= number < 1 << 128:
+            raise TypeError("a v128 engine value is an int in [0, 2**128)")
+        out.kind = _K_V128
+        ctypes.memmove(ctypes.addressof(out.of.v128), number.to_bytes(16, "little"), 16)
+    elif t == "externref":
+        out.kind = _K_EXTERNREF
+        if value is None:
+            ctypes.memset(ctypes.addressof(out.of.externref), 0, ctypes.sizeof(out.of.externref))
+            return
+        key = next(_ids)
+        store.externs[key] = value
+        _EXTERN_OWNERS[key] = weakref.ref(store)
+        if not ffi.wasmtime_externref_new(ctx, key, _externref_finalizer, byref(out.of.externref)):
+            store.externs.pop(key, None)
+            _EXTERN_OWNERS.pop(key, None)
+            raise MemoryError("wasmtime could not allocate an externref")
+    elif t == "anyfunc":
+        out.kind = _K_FUNCREF
+        if value is None:
+            ctypes.memset(ctypes.addressof(out.of.funcref), 0, ctypes.sizeof(out.of.funcref))
+            return
+        if not isinstance(value, _Func):
+            raise TypeError(f"an anyfunc engine value is a function handle or None, not {value!r}")
+        if value.store is not store:
+            raise TypeError("the function belongs to another store")
+        out.of.funcref = value.raw
+    else:
+        raise exc.NotSupportedError(_NAME, f"values of type {t!r}")
+
+
+def _int(value: object) -> int:
+    if isinstance(value, int):
+        return value
+    raise TypeError(f"expected an int engine value, got {type(value).__name__}")
+
+
+def _float(value: object) -> float:
+    if isinstance(value, float | int):
+        return float(value)
+    raise TypeError(f"expected a float engine value, got {type(value).__name__}")
+
+
+def _from_raw(store: _Store, ctx: Any, raw: Any) -> EngineValue:
+    """The engine value in a ``wasmtime_val_t`` (does not unroot)."""
+    kind = raw.kind
+    if kind == _K_I32:
+        return int(raw.of.i32)
+    if kind == _K_I64:
+        return int(raw.of.i64)
+    if kind == _K_F32:
+        return float(raw.of.f32)
+    if kind == _K_F64:
+        return float(raw.of.f64)
+    if kind == _K_V128:
+        return int.from_bytes(bytes(raw.of.v128), "little")
+    if kind == _K_EXTERNREF:
+        if raw.of.externref.store_id == 0:
+            return None
+        key: Any = ffi.wasmtime_externref_data(ctx, byref(raw.of.externref))  # int | None
+        if not key:
+            # An externref made by wasm itself (extern.convert_any): nothing Python can hold.
+            raise exc.NotSupportedError(_NAME, "externref values not created by Python")
+        return store.externs.get(key)
+    if kind == _K_FUNCREF:
+        if raw.of.funcref.store_id == 0:
+            return None
+        return _Func(store, raw.of.funcref)
+    raise exc.NotSupportedError(_NAME, f"values of wasmtime kind {kind} at the boundary")
+
+
+def _unroot(raw: Any) -> None:
+    if raw.kind in (_K_EXTERNREF, _K_FUNCREF) or raw.kind > _K_EXTERNREF:
+        ffi.wasmtime_val_unroot(byref(raw))
+
+
+# -- host functions -------------------------------------------------------------------------------
+
+
+def _make_trap(message: str) -> int:
+    data = message.encode()
+    trap = ffi.wasmtime_trap_new(data, len(data))
+    return ctypes.cast(trap, ctypes.c_void_p).value or 0
+
+
+def _throw_marker(store: _Store, ctx: Any, error: BaseException, marker: object) -> int:
+    """Throw ``error`` (carrying EXCEPTION_MARKER) into wasm; the trap pointer to return."""
+    if not (isinstance(marker, tuple) and len(marker) in (2, 3)):
+        raise TypeError(f"{_MARKER_ATTR} must be a (tag, payload) pair")
+    tag, payload = marker[0], tuple(marker[1])
+    if not isinstance(tag, _Tag) or tag.store is not store:
+        raise TypeError("the exception's tag is not a tag of this store")
+    tag_type = marker[2] if len(marker) == 3 else tag.type
+    if not isinstance(tag_type, TagType):
+        raise exc.NotSupportedError(
+            _NAME, "throwing with a tag whose type is unknown (pass (tag, payload, TagType))"
+        )
+    if len(payload) != len(tag_type.params):
+        raise TypeError("the exception payload does not match its tag")
+    fields = (ffi.wasmtime_val_t * len(payload))()
+    done = 0
+    try:
+        for i, (t, v) in enumerate(zip(tag_type.params, payload, strict=True)):
+            _to_raw(store, ctx, t, v, fields[i])
+            done += 1
+        exn = ffi.wasmtime_exnref_t()
+        _check_error(ffi.wasmtime_exnref_new(ctx, byref(tag.raw), fields, len(payload), byref(exn)))
+    finally:
+        for i in range(done):
+            _unroot(fields[i])
+    trap = ffi.wasmtime_context_set_exception(ctx, byref(exn))
+    ffi.wasmtime_exnref_unroot(byref(exn))
+    _tls.thrown.append((tag.key(), payload, error))
+    return ctypes.cast(trap, ctypes.c_void_p).value or 0
+
+
+def _trampoline_py(
+    env: int | None, caller: Any, params: Any, nparams: int, results: Any, nresults: int
+) -> int:
+    store: _Store | None = None
+    ctx: Any = None
+    try:
+        owner = _HOST_OWNERS.get(env or 0)
+        store = owner() if owner is not None else None
+        if store is None:
+            return _make_trap("asyncwasm: host function called after its store was freed")
+        fn, ftype = store.host[env or 0]
+        ctx = ffi.wasmtime_caller_context(caller)
+        args = [_from_raw(store, ctx, params[i]) for i in range(nparams)]
+        out = fn(*args)
+        values = tuple(out)
+        if len(values) != nresults:
+            raise TypeError(
+                f"host function returned {len(values)} values for {nresults} results"
+            )
+        for i, value in enumerate(values):
+            _to_raw(store, ctx, ftype.results[i], value, results[i])
+        return 0
+    except BaseException as error:
+        marker = getattr(error, _MARKER_ATTR, None)
+        if marker is not None and store is not None and ctx is not None:
+            try:
+                return _throw_marker(store, ctx, error, marker)
+            except BaseException as throw_error:
+                _tls.pending = throw_error
+                return _make_trap("asyncwasm: could not throw the host exception")
+        _tls.pending = error
+        return _make_trap("asyncwasm: Python exception in host function")
+
+
+def _host_finalizer_py(env: int | None) -> None:
+    if not env:
+        return
+    owner = _HOST_OWNERS.pop(env, None)
+    store = owner() if owner is not None else None
+    if store is not None:
+        store.host.pop(env, None)
+
+
+# The C callbacks, kept alive for the life of the process.
+_FINALIZER_T: Final[Any] = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_externref_finalizer: Final[Any] = _FINALIZER_T(_externref_finalizer_py)
+_host_finalizer: Final[Any] = _FINALIZER_T(_host_finalizer_py)
+_trampoline: Final[Any] = ffi.wasmtime_func_callback_t(_trampoline_py)
+
+
+# -- call failure ---------------------------------------------------------------------------------
+
+
+def _fail(store: _Store, err: Any, trap: Any, default: Callable[[str], BaseException]) -> None:
+    """Raise for a failed call or instantiation (``err``/``trap`` are owned raw pointers)."""
+    error_obj = wasmtime.WasmtimeError._from_ptr(err) if err else None
+    trap_obj = wasmtime.Trap._from_ptr(trap) if trap else None
+    pending, _tls.pending = _tls.pending, None
+    if pending is not None:
+        raise pending
+    if trap_obj is not None:
+        if trap_obj.trap_code is None and ffi.wasmtime_context_has_exception(store.ctx):
+            _raise_uncaught(store, trap_obj)
+        raise _runtime_error(trap_obj) from trap_obj
+    if error_obj is not None:
+        raise default(exc.shorten(str(error_obj))) from error_obj
+    raise exc.PythonRuntimeError("wasmtime reported a failure without an error")
+
+
+def _raise_uncaught(store: _Store, trap: wasmtime.Trap) -> None:
+    exn = ffi.wasmtime_exnref_t()
+    if not ffi.wasmtime_context_take_exception(store.ctx, byref(exn)):
+        raise _runtime_error(trap) from trap
+    try:
+        raw_tag = ffi.wasmtime_tag_t()
+        _check_error(ffi.wasmtime_exnref_tag(store.ctx, byref(exn), byref(raw_tag)))
+        tag = _Tag(store, raw_tag)
+        count = ffi.wasmtime_exnref_field_count(store.ctx, byref(exn))
+        payload: list[EngineValue] = []
+        for i in range(count):
+            field = ffi.wasmtime_val_t()
+            _check_error(ffi.wasmtime_exnref_field(store.ctx, byref(exn), i, byref(field)))
+            try:
+                payload.append(_from_raw(store, store.ctx, field))
+            finally:
+                _unroot(field)
+    finally:
+        ffi.wasmtime_exnref_unroot(byref(exn))
+    values = tuple(payload)
+    key = tag.key()
+    for i in range(len(_tls.thrown) - 1, -1, -1):
+        thrown_key, thrown_payload, thrown = _tls.thrown[i]
+        if thrown_key == key and _same_payload(thrown_payload, values):
+            del _tls.thrown[i]
+            raise thrown
+    raise UncaughtWasmException(tag, values) from trap
+
+
+def _same_payload(a: tuple[EngineValue, ...], b: tuple[EngineValue, ...]) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, _Func) and isinstance(y, _Func):
+            if x.key() != y.key():
+                return False
+        elif isinstance(x, float) and isinstance(y, float):
+            if not (x == y or (x != x and y != y)):
+                return False
+        elif not (x is y or x == y):
+            return False
+    return True
+
+
+# -- the engine -----------------------------------------------------------------------------------
+
+
+class WasmtimeEngine(Engine):
+    name: ClassVar[str] = _NAME
+    module_needs_store: ClassVar[bool] = False
+    compile_in_process: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self._engine = wasmtime.Engine(_make_config())
+        self.features = EngineFeatures(
+            host_tables=True,
+            reference_values=True,
+            v128=True,
+            exceptions=True,
+            fuel=_CONFIG["consume_fuel"],
+            shared_memory=True,
+            memory64=True,
+            tail_calls=True,
+            multi_value=True,
+        )
+
+    @property
+    def version(self) -> str:
+        return _package_version()
+
+    def cache_key(self) -> str:
+        config = sorted({**_CONFIG, "signals_based_traps": _SIGNALS_BASED_TRAPS}.items())
+        digest = hashlib.sha256(repr(config).encode()).hexdigest()[:16]
+        return f"{_NAME}-{self.version}-{digest}"
+
+    # -- modules --------------------------------------------------------------------------------
+    def validate(self, wasm: bytes) -> str | None:
+        try:
+            wasmtime.Module.validate(self._engine, bytes(wasm))
+        except wasmtime.WasmtimeError as error:
+            return exc.shorten(str(error))
+        return None
+
+    def compile(self, store: object | None, wasm: bytes) -> Any:
+        data = bytes(wasm)
+        if data[:4] != b"\0asm":
+            raise exc.CompileError("not a WebAssembly binary (missing \\0asm magic)")
+        with _map_exceptions(_COMPILE_ERRORS):
+            return wasmtime.Module(self._engine, data)
+
+    def serialize(self, module: Any) -> bytes:
+        with _map_exceptions(_COMPILE_ERRORS):
+            return bytes(module.serialize())
+
+    def deserialize(self, store: object | None, artifact: bytes) -> Any:
+        with _map_exceptions(_COMPILE_ERRORS):
+            return wasmtime.Module.deserialize(self._engine, bytes(artifact))
+
+    @staticmethod
+    def compile_artifact(wasm: bytes) -> bytes:
+        data = bytes(wasm)
+        if data[:4] != b"\0asm":
+            raise exc.CompileError("not a WebAssembly binary (missing \\0asm magic)")
+        with _map_exceptions(_COMPILE_ERRORS):
+            module = wasmtime.Module(wasmtime.Engine(_make_config()), data)
+            return bytes(module.serialize())
+
+    # -- stores and instances -------------------------------------------------------------------
+    def new_store(self) -> _Store:
+        return _Store(self._engine)
+
+    def instantiate(self, store: object, module: Any, imports: Sequence[object]) -> _Instance:
+        s = _store_of(store)
+        if not isinstance(module, wasmtime.Module):
+            raise TypeError("expected a wasmtime module handle")
+        for handle in imports:
+            _same_store(s, handle, "import")
+        externs = (ffi.wasmtime_extern_t * len(imports))()
+        for i, handle in enumerate(imports):
+            externs[i] = handle.extern()  # type: ignore[attr-defined]
+        raw = ffi.wasmtime_instance_t()
+        trap = POINTER(ffi.wasm_trap_t)()
+        with s.lock:
+            _tls.depth += 1
+            try:
+                err = ffi.wasmtime_instance_new(
+                    s.ctx, module.ptr(), externs, len(imports), byref(raw), byref(trap)
+                )
+                if err or trap:
+                    _fail(s, err, trap, exc.LinkError)
+            finally:
+                _tls.depth -= 1
+                if _tls.depth == 0:
+                    _tls.thrown.clear()
+        return _Instance(s, raw)
+
+    def instance_exports(self, store: object, instance: Any) -> list[Any]:
+        s = _store_of(store)
+        _same_store(s, instance, "instance")
+        out: list[Any] = []
+        with s.lock:
+            index = 0
+            while True:
+                item = ffi.wasmtime_extern_t()
+                name = POINTER(ctypes.c_char)()
+                name_len = ctypes.c_size_t()
+                if not ffi.wasmtime_instance_export_nth(
+                    s.ctx, byref(instance.raw), index, byref(name), byref(name_len), byref(item)
+                ):
+                    break
+                out.append(self._wrap_extern(s, item))
+                index += 1
+        return out
+
+    @staticmethod
+    def _wrap_extern(s: _Store, item: Any) -> Any:
+        kind = item.kind
+        if kind == _E_FUNC:
+            return _Func(s, item.of.func)
+        if kind == _E_GLOBAL:
+            return _Global(s, item.of.global_)
+        if kind == _E_TABLE:
+            return _Table(s, item.of.table)
+        if kind == _E_MEMORY:
+            return _Memory(s, item.of.memory)
+        if kind == _E_SHAREDMEMORY:
+            return _Memory(s, shared=_SharedMemoryPtr(item.of.sharedmemory))
+        if kind == _E_TAG:
+            return _Tag(s, item.of.tag)
+        raise exc.NotSupportedError(_NAME, f"exports of extern kind {kind}")
+
+    # -- functions ------------------------------------------------------------------------------
+    def func_new(self, store: object, type: FuncType, fn: HostCallable) -> _Func:
+        s = _store_of(store)
+        if not isinstance(type, FuncType):
+            raise TypeError("expected an asyncwasm FuncType")
+        if not callable(fn):
+            raise TypeError("a host function must be callable")
+        functype = _functype(type)  # checks the value types before wasmtime sees them
+        try:
+            env = next(_ids)
+            raw = ffi.wasmtime_func_t()
+            with s.lock:
+                s.host[env] = (fn, type)
+                _HOST_OWNERS[env] = weakref.ref(s)
+                ffi.wasmtime_func_new(
+                    s.ctx, functype, _trampoline, env, _host_finalizer, byref(raw)
+                )
+        finally:
+            ffi.wasm_functype_delete(functype)
+        return _Func(s, raw)
+
+    def call(
+        self, store: object, func: Any, type: FuncType, args: Sequence[EngineValue]
+    ) -> tuple[EngineValue, ...]:
+        s = _store_of(store)
+        if not isinstance(func, _Func):
+            raise TypeError("expected a wasmtime function handle")
+        _same_store(s, func, "function")
+        _check_types(type.params + type.results, "calls")
+        nparams, nresults = len(type.params), len(type.results)
+        if len(args) != nparams:
+            raise TypeError(f"expected {nparams} arguments, got {len(args)}")
+        params = (ffi.wasmtime_val_t * nparams)()
+        results = (ffi.wasmtime_val_t * nresults)()
+        trap = POINTER(ffi.wasm_trap_t)()
+        with s.lock:
+            done = 0
+            _tls.depth += 1
+            try:
+                for i, (t, value) in enumerate(zip(type.params, args, strict=True)):
+                    _to_raw(s, s.ctx, t, value, params[i])
+                    done += 1
+                err = ffi.wasmtime_func_call(
+                    s.ctx, byref(func.raw), params, nparams, results, nresults, byref(trap)
+                )
+                if err or trap:
+                    _fail(s, err, trap, _call_error)
+                values: list[EngineValue] = []
+                try:
+                    for i in range(nresults):
+                        values.append(_from_raw(s, s.ctx, results[i]))
+                finally:
+                    for i in range(nresults):
+                        _unroot(results[i])
+            finally:
+                for i in range(done):
+                    _unroot(params[i])
+                _tls.depth -= 1
+                if _tls.depth == 0:
+                    _tls.thrown.clear()
+        return tuple(values)
+
+    def func_key(self, func: Any) -> Hashable:
+        if not isinstance(func, _Func):
+            raise TypeError("expected a wasmtime function handle")
+        return func.key()
+
+    # -- memories -------------------------------------------------------------------------------
+    def memory_new(self, store: object, type: MemoryType) -> _Memory:
+        s = _store_of(store)
+        limits = type.limits
+        if limits.minimum < 0 or (limits.maximum is not None and limits.maximum < limits.minimum):
+            raise exc.RangeError("bad memory limits")
+        with _map_exceptions(_RANGE_ERRORS):
+            mtype = wasmtime.MemoryType(
+                wasmtime.Limits(limits.minimum, limits.maximum),
+                is_64=type.memory64,
+                shared=type.shared,
+                page_size_log2=type.page_size_log2,
+            )
+            if type.shared:
+                ptr = POINTER(ffi.wasmtime_sharedmemory_t)()
+                _check_error(ffi.wasmtime_sharedmemory_new(self._engine.ptr(), mtype.ptr(), byref(ptr)))
+                return _Memory(s, shared=_SharedMemoryPtr(ptr))
+            raw = ffi.wasmtime_memory_t()
+            with s.lock:
+                _check_error(ffi.wasmtime_memory_new(s.ctx, mtype.ptr(), byref(raw)))
+            return _Memory(s, raw)
+
+    def _memory(self, store: object, memory: object) -> tuple[_Store, _Memory]:
+        s = _store_of(store)
+        if not isinstance(memory, _Memory):
+            raise TypeError("expected a wasmtime memory handle")
+        _same_store(s, memory, "memory")
+        return s, memory
+
+    def memory_pages(self, store: object, memory: Any) -> int:
+        s, m = self._memory(store, memory)
+        if m.shared is not None:
+            return int(ffi.wasmtime_sharedmemory_size(m.shared.ptr))
+        with s.lock:
+            return int(ffi.wasmtime_memory_size(s.ctx, byref(m.raw)))
+
+    def memory_grow(self, store: object, memory: Any, delta: int) -> int:
+        s, m = self._memory(store, memory)
+        if delta < 0 or delta >= 1 << 64:
+            raise exc.RangeError(f"bad memory growth {delta}")
+        prev = ctypes.c_uint64()
+        with _map_exceptions(_RANGE_ERRORS):
+            if m.shared is not None:
+                _check_error(ffi.wasmtime_sharedmemory_grow(m.shared.ptr, delta, byref(prev)))
+            else:
+                with s.lock:
+                    _check_error(ffi.wasmtime_memory_grow(s.ctx, byref(m.raw), delta, byref(prev)))
+        return int(prev.value)
+
+    def memory_view(self, store: object, memory: Any) -> memoryview:
+        s, m = self._memory(store, memory)
+        owner: object
+        if m.shared is not None:
+            ptr = ffi.wasmtime_sharedmemory_data(m.shared.ptr)
+            size = int(ffi.wasmtime_sharedmemory_data_size(m.shared.ptr))
+            owner = (s, m.shared)
+        else:
+            with s.lock:
+                ptr = ffi.wasmtime_memory_data(s.ctx, byref(m.raw))
+                size = int(ffi.wasmtime_memory_data_size(s.ctx, byref(m.raw)))
+            owner = s
+        address = ctypes.cast(ptr, ctypes.c_void_p).value
+        if size == 0 or not address:
+            return memoryview(bytearray())
+        array = (ctypes.c_ubyte * size).from_address(address)
+        # The view (and every slice of it) keeps the array alive, and the array keeps the store
+        # alive: the memory can't be freed under a view. It can't move either (memory_may_move).
+        array._asyncwasm_owner = owner  # type: ignore[attr-defined]
+        return memoryview(array).cast("B")
+
+    # -- tables -----------------------------------------------------------------------------------
+    def table_new(self, store: object, type: TableType, init: EngineValue) -> _Table:
+        s = _store_of(store)
+        if type.element not in ("externref", "anyfunc"):
+            raise exc.NotSupportedError(_NAME, f"tables of {type.element!r}")
+        if type.table64:
+            raise exc.NotSupportedError(_NAME, "creating 64-bit tables from Python")
+        limits = type.limits
+        u32 = 1 << 32
+        if not 0 <= limits.minimum < u32 or (
+            limits.maximum is not None and not limits.minimum <= limits.maximum < u32
+        ):
+            raise exc.RangeError("bad table limits")
+        wl = ffi.wasm_limits_t(limits.minimum, u32 - 1 if limits.maximum is None else limits.maximum)
+        ttype = ffi.wasm_tabletype_new(_valtype(type.element), byref(wl))
+        raw = ffi.wasmtime_table_t()
+        value = ffi.wasmtime_val_t()
+        try:
+            with s.lock:
+                _to_raw(s, s.ctx, type.element, init, value)
+                try:
+                    with _map_exceptions(_RANGE_ERRORS):
+                        _check_error(ffi.wasmtime_table_new(s.ctx, ttype, byref(value), byref(raw)))
+                finally:
+                    _unroot(value)
+        finally:
+            ffi.wasm_tabletype_delete(ttype)
+        return _Table(s, raw, type)
+
+    def _table(self, store: object, table: object) -> tuple[_Store, _Table]:
+        s = _store_of(store)
+        if not isinstance(table, _Table):
+            raise TypeError("expected a wasmtime table handle")
+        _same_store(s, table, "table")
+        return s, table
+
+    def table_size(self, store: object, table: Any) -> int:
+        s, t = self._table(store, table)
+        with s.lock:
+            return int(ffi.wasmtime_table_size(s.ctx, byref(t.raw)))
+
+    def table_get(self, store: object, table: Any, index: int) -> EngineValue:
+        s, t = self._table(store, table)
+        if not 0 <= index < 1 << 64:
+            raise exc.RangeError(f"table index {index} out of range")
+        value = ffi.wasmtime_val_t()
+        with s.lock:
+            if not ffi.wasmtime_table_get(s.ctx, byref(t.raw), index, byref(value)):
+                raise exc.RangeError(f"table index {index} out of range")
+            try:
+                return _from_raw(s, s.ctx, value)
+            finally:
+                _unroot(value)
+
+    def _element(self, s: _Store, t: _Table, value: EngineValue) -> str:
+        if t.type is not None:
+            return t.type.element
+        # An exported table: its element type is not read from wasmtime (type reads can abort).
+        # A function handle or None fits funcref; anything else must be an externref table.
+        return "anyfunc" if value is None or isinstance(value, _Func) else "externref"
+
+    def table_set(self, store: object, table: Any, index: int, value: EngineValue) -> None:
+        s, t = self._table(store, table)
+        if not 0 <= index < 1 << 64:
+            raise exc.RangeError(f"table index {index} out of range")
+        raw = ffi.wasmtime_val_t()
+        with s.lock:
+            _to_raw(s, s.ctx, self._element(s, t, value), value, raw)
+            try:
+                with _map_exceptions(_RANGE_ERRORS):
+                    _check_error(ffi.wasmtime_table_set(s.ctx, byref(t.raw), index, byref(raw)))
+            finally:
+                _unroot(raw)
+
+    def table_grow(self, store: object, table: Any, delta: int, init: EngineValue) -> int:
+        s, t = self._table(store, table)
+        if not 0 <= delta < 1 << 64:
+            raise exc.RangeError(f"bad table growth {delta}")
+        raw = ffi.wasmtime_val_t()
+        prev = ctypes.c_uint64()
+        with s.lock:
+            _to_raw(s, s.ctx, self._element(s, t, init), init, raw)
+            try:
+                with _map_exceptions(_RANGE_ERRORS):
+                    _check_error(
+                        ffi.wasmtime_table_grow(s.ctx, byref(t.raw), delta, byref(raw), byref(prev))
+                    )
+            finally:
+                _unroot(raw)
+        return int(prev.value)
+
+    # -- globals --------------------------------------------------------------------------------
+    def global_new(self, store: object, type: GlobalType, value: EngineValue) -> _Global:
+        s = _store_of(store)
+        _check_types((type.value,), "globals")
+        gtype = ffi.wasm_globaltype_new(_valtype(type.value), 1 if type.mutable else 0)
+        raw = ffi.wasmtime_global_t()
+        val = ffi.wasmtime_val_t()
+        try:
+            with s.lock:
+                _to_raw(s, s.ctx, type.value, value, val)
+                try:
+                    with _map_exceptions(_LINK_ERRORS):
+                        _check_error(ffi.wasmtime_global_new(s.ctx, gtype, byref(val), byref(raw)))
+                finally:
+                    _unroot(val)
+        finally:
+            ffi.wasm_globaltype_delete(gtype)
+        return _Global(s, raw, type)
+
+    def _global(self, store: object, glob: object) -> tuple[_Store, _Global]:
+        s = _store_of(store)
+        if not isinstance(glob, _Global):
+            raise TypeError("expected a wasmtime global handle")
+        _same_store(s, glob, "global")
+        return s, glob
+
+    def global_get(self, store: object, glob: Any) -> EngineValue:
+        s, g = self._global(store, glob)
+        val = ffi.wasmtime_val_t()
+        with s.lock:
+            ffi.wasmtime_global_get(s.ctx, byref(g.raw), byref(val))
+            try:
+                return _from_raw(s, s.ctx, val)
+            finally:
+                _unroot(val)
+
+    def global_set(self, store: object, glob: Any, value: EngineValue) -> None:
+        s, g = self._global(store, glob)
+        if g.type is not None:
+            vtype = g.type.value
+        else:
+            # An exported global: read the current value's kind rather than the global's type.
+            current = ffi.wasmtime_val_t()
+            with s.lock:
+                ffi.wasmtime_global_get(s.ctx, byref(g.raw), byref(current))
+                _unroot(current)
+            kind: Any = current.kind  # a plain int at run time
+            vtype = _KIND_NAMES.get(kind, "")
+            _check_types((vtype,), "globals")
+        val = ffi.wasmtime_val_t()
+        with s.lock:
+            _to_raw(s, s.ctx, vtype, value, val)
+            try:
+                with _map_exceptions({wasmtime.WasmtimeError: TypeError}):
+                    _check_error(ffi.wasmtime_global_set(s.ctx, byref(g.raw), byref(val)))
+            finally:
+                _unroot(val)
+
+    # -- tags -----------------------------------------------------------------------------------
+    def tag_new(self, store: object, type: TagType) -> _Tag:
+        s = _store_of(store)
+        _check_types(type.params, "tags")
+        functype = _functype(FuncType(type.params, ()))
+        tagtype = ffi.wasm_tagtype_new(functype)  # takes ownership of functype
+        raw = ffi.wasmtime_tag_t()
+        try:
+            with s.lock, _map_exceptions(_LINK_ERRORS):
+                _check_error(ffi.wasmtime_tag_new(s.ctx, tagtype, byref(raw)))
+        finally:
+            ffi.wasm_tagtype_delete(tagtype)
+        return _Tag(s, raw, type)
+
+    def tag_key(self, tag: Any) -> Hashable:
+        if not isinstance(tag, _Tag):
+            raise TypeError("expected a wasmtime tag handle")
+        return tag.key()
+
+
+_KIND_NAMES: Final = {
+    _K_I32: "i32",
+    _K_I64: "i64",
+    _K_F32: "f32",
+    _K_F64: "f64",
+    _K_V128: "v128",
+    _K_FUNCREF: "anyfunc",
+    _K_EXTERNREF: "externref",
+}
+
+
+def _call_error(message: str) -> BaseException:
+    return exc.RuntimeError(message, trap="unknown")
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("wasmtime")
+    except metadata.PackageNotFoundError:
+        return str(getattr(wasmtime, "__version__", "unknown"))
+
+
+def create_engine() -> WasmtimeEngine:
+    return WasmtimeEngine()
