@@ -1,0 +1,813 @@
+"""The wasmer engine: wasmer-python 1.1.0 (wasmer 2.1 inside) with the Cranelift compiler.
+
+Importing this module on CPython 3.11+ raises ``ImportError`` (PyPI serves wasmer as a stub
+there); the loader in ``__init__`` turns that into "engine not available".
+
+Hazards of wasmer-python 1.1.0 and how this module fences them
+---------------------------------------------------------------
+Thread affinity
+    ``Module``, ``Instance``, ``Function``, ``Memory``, ``Global``, ``Table`` and the memory
+    ``Buffer`` are PyO3 ``unsendable``: touching one from a thread other than the one that made
+    it raises ``pyo3_runtime.PanicException`` (a ``BaseException``). Every handle made here
+    records its thread, and every method checks it before touching wasmer, raising
+    ``NotSupportedError``. (Dropping such an object on another thread is harmless: measured.)
+    ``Store`` alone may cross threads.
+Panics and foreign exceptions
+    Every call into wasmer runs under :class:`_Guard`, which converts wasmer's failures (all
+    ``builtins.RuntimeError``), PyO3 panics and stray ``OverflowError``\\ s into asyncwasm's
+    exceptions, chaining the original. Interrupts (``KeyboardInterrupt``, ``SystemExit``,
+    cancellation) and exceptions raised by host functions pass through untouched: the host
+    trampoline marks the exception it lets out (thread-local), so a host function raising even a
+    ``builtins.RuntimeError`` comes out as the very same object.
+Huge messages
+    A stack-overflow trap lists every frame (15 MB): messages are cut with
+    ``_exceptions.shorten`` and classified by their first line only.
+Imported host memories and globals freed under a live instance
+    If the Python object of an imported host ``Memory``/``Global`` is collected while an instance
+    using it lives, the instance reads freed memory (measured: garbage values). An instance
+    handle keeps strong references to every import handle and to its store, and every export
+    handle keeps its instance handle, so anything that can still reach the instance's code keeps
+    its imports alive.
+Memory views across threads
+    A ``memoryview`` over wasmer's ``Buffer`` panics when its last reference is dropped (buffer
+    release) on another thread, surfacing as a ``SystemError`` somewhere unrelated. So
+    :meth:`WasmerEngine.memory_view` takes the address once, on the owning thread, and hands out a
+    view over a plain ``ctypes`` array at that address, whose ``_asyncwasm_keepalive`` attribute
+    holds the memory handle (hence the wasmer ``Memory``, which owns the mapping). Wasmer's
+    32-bit memories are reserved in full up front and never move on grow (measured).
+Function identity
+    wasmer returns a new ``Function`` wrapper on every export access and offers nothing stable to
+    compare. An instance handle builds its export handles once and caches them, so repeated
+    ``instance_exports`` give the same handle objects; ``func_key`` is the handle itself
+    (identity hash). Known limit: a function that leaves wasm by two routes (two export names of
+    one function, or a re-exported import) gets two keys.
+Modules with tags
+    wasmer 1.1 validates a module that defines or imports a tag, then panics compiling it while
+    holding a lock of its engine: that store's engine is poisoned and every later compile or
+    instantiate in it panics (``PoisonError``). ``_has_tags`` scans the sections first and such
+    modules are refused with ``CompileError`` (``validate`` returns the message) before wasmer
+    sees them.
+Host types
+    ``wasmer.Function`` gets an explicit ``FunctionType`` built from our ``FuncType`` (never
+    annotations: no annotation silently means ``() -> ()``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import ctypes
+import hashlib
+import platform
+import threading
+from collections.abc import Hashable, Sequence
+from types import TracebackType
+from typing import Any, Final, Literal
+
+import wasmer
+import wasmer_compiler_cranelift
+
+from .._exceptions import (
+    CompileError,
+    LinkError,
+    NotSupportedError,
+    RangeError,
+    RuntimeError,
+    WebAssemblyError,
+    shorten,
+)
+from .._types import FuncType, GlobalType, MemoryType, TableType, TagType
+from ._base import (
+    Engine,
+    EngineFeatures,
+    EngineValue,
+    ExternHandle,
+    HostCallable,
+)
+
+__all__ = ["WasmerEngine", "create_engine"]
+
+ENGINE_NAME: Final = "wasmer"
+_THREAD_CAPABILITY: Final = (
+    "using a wasmer object from a thread other than the one that created it "
+    "(wasmer objects are thread-affine)"
+)
+_REFERENCE_CAPABILITY: Final = "externref/anyfunc values crossing the wasm boundary"
+
+_VALTYPES: Final = {
+    "i32": wasmer.Type.I32,
+    "i64": wasmer.Type.I64,
+    "f32": wasmer.Type.F32,
+    "f64": wasmer.Type.F64,
+    "v128": wasmer.Type.V128,
+}
+_VALUE_CTORS: Final = {
+    "i32": wasmer.Value.i32,
+    "i64": wasmer.Value.i64,
+    "f32": wasmer.Value.f32,
+    "f64": wasmer.Value.f64,
+    "v128": wasmer.Value.v128,
+}
+_REF_TYPE_CODES: Final = frozenset({int(wasmer.Type.EXTERN_REF), int(wasmer.Type.FUNC_REF)})
+
+# Trap kinds by message fragment, checked in order against the first line of a wasmer trap.
+_TRAP_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
+    ("call stack exhausted", "stack_overflow"),
+    ("stack overflow", "stack_overflow"),
+    ("out of bounds table access", "out_of_bounds_table_access"),
+    ("undefined element", "out_of_bounds_table_access"),
+    ("table out of bounds", "out_of_bounds_table_access"),
+    ("uninitialized element", "indirect_call_to_null"),
+    ("indirect call to null", "indirect_call_to_null"),
+    ("indirect call type mismatch", "indirect_call_type_mismatch"),
+    ("call signature mismatch", "indirect_call_type_mismatch"),
+    ("out of bounds memory access", "out_of_bounds_memory_access"),
+    ("memory out of bounds", "out_of_bounds_memory_access"),
+    ("integer divide by zero", "integer_divide_by_zero"),
+    ("integer overflow", "integer_overflow"),
+    ("invalid conversion to integer", "invalid_conversion_to_integer"),
+    ("unaligned atomic", "unaligned_atomic"),
+    ("unreachable", "unreachable"),
+)
+_TRAP_PREFIX: Final = "RuntimeError: "
+
+
+def _first_line(message: str) -> str:
+    end = message.find("\n", 0, 4096)
+    return message[:end] if end >= 0 else message[:4096]
+
+
+def trap_kind(message: str) -> str:
+    """The asyncwasm trap kind of a wasmer trap message (``"unknown"`` if unrecognised)."""
+    head = _first_line(message).lower()
+    for fragment, kind in _TRAP_PATTERNS:
+        if fragment in head:
+            return kind
+    return "unknown"
+
+
+def _trap_message(message: str) -> str:
+    # wasmer prefixes traps with "RuntimeError: ", which would read twice in a traceback.
+    return message[len(_TRAP_PREFIX) :] if message.startswith(_TRAP_PREFIX) else message
+
+
+def _is_panic(exc: BaseException) -> bool:
+    """Whether ``exc`` is PyO3's ``pyo3_runtime.PanicException`` (not importable by name)."""
+    cls = type(exc)
+    return cls.__name__ == "PanicException" and cls.__module__ == "pyo3_runtime"
+
+
+# -- the exception boundary -----------------------------------------------------------------
+
+_host = threading.local()
+"""``_host.exc``: the exception a host function most recently let out into wasmer on this
+thread, so that the guard lets it through untouched."""
+
+_Where = Literal["compile", "deserialize", "link", "call", "memory", "global", "table", "other"]
+
+
+class _Guard:
+    """Context manager around every call into wasmer: no wasmer exception type escapes.
+
+    ``where`` says what was being done, which decides the asyncwasm class of a plain failure.
+    """
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: _Where) -> None:
+        self.where: _Where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        if exc is not None:
+            self.check(exc)
+        return False
+
+    def check(self, exc: BaseException) -> None:
+        """Raise the asyncwasm exception for ``exc``, or return when ``exc`` must propagate
+        as it is."""
+        host_exc = getattr(_host, "exc", None)
+        if host_exc is not None:
+            _host.exc = None
+            if exc is host_exc:
+                return  # a host function's own exception: the very same object
+        if _is_panic(exc):
+            text = str(exc)
+            if "unsendable" in text or "another thread" in text:
+                raise NotSupportedError(ENGINE_NAME, _THREAD_CAPABILITY) from exc
+            raise NotSupportedError(
+                ENGINE_NAME, f"this operation (wasmer panicked: {shorten(text, 300)})"
+            ) from exc
+        if not isinstance(exc, Exception):
+            return  # KeyboardInterrupt, SystemExit, GeneratorExit, cancellation
+        if isinstance(exc, (WebAssemblyError, RangeError, builtins.TypeError)):
+            return  # ours, or Python's TypeError (== JS TypeError)
+        raise self.translate(exc) from exc
+
+    def translate(self, exc: Exception) -> Exception:
+        message = str(exc)
+        where = self.where
+        if isinstance(exc, OverflowError):
+            if where == "memory":
+                return RangeError(shorten(message))
+            return builtins.TypeError(shorten(message))
+        if where in ("compile", "deserialize"):
+            return CompileError(message)
+        if where == "memory":
+            return RangeError(shorten(message))
+        if where == "link" and not message.startswith(_TRAP_PREFIX):
+            return LinkError(shorten(message))
+        if where in ("link", "call"):
+            return RuntimeError(_trap_message(message), trap=trap_kind(message))
+        if where == "global" and "not mutable" in message:
+            return builtins.TypeError(shorten(message))
+        if where == "global":
+            return builtins.TypeError(shorten(message))
+        return NotSupportedError(ENGINE_NAME, f"this operation ({shorten(message, 300)})")
+
+
+_G_COMPILE: Final = _Guard("compile")
+_G_DESERIALIZE: Final = _Guard("deserialize")
+_G_LINK: Final = _Guard("link")
+_G_CALL: Final = _Guard("call")
+_G_MEMORY: Final = _Guard("memory")
+_G_GLOBAL: Final = _Guard("global")
+_G_TABLE: Final = _Guard("table")
+_G_OTHER: Final = _Guard("other")
+
+
+# -- handles --------------------------------------------------------------------------------
+
+
+_get_ident: Final = threading.get_ident
+
+
+class _Affine:
+    """A handle to a thread-affine wasmer object: remembers the thread that made it.
+
+    By ``threading.get_ident()`` (fast; checked on every call). An ident can be reused once its
+    thread has ended: then the check passes and wasmer panics, which :class:`_Guard` still turns
+    into the same ``NotSupportedError``."""
+
+    __slots__ = ("__weakref__", "_thread", "inner")
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._thread = _get_ident()
+
+    def check_thread(self) -> None:
+        if _get_ident() != self._thread:
+            raise NotSupportedError(ENGINE_NAME, _THREAD_CAPABILITY)
+
+
+class WasmerStore:
+    """A ``wasmer.Store`` (Universal engine, Cranelift). Stores may cross threads."""
+
+    __slots__ = ("__weakref__", "inner")
+
+    def __init__(self) -> None:
+        self.inner = _new_wasmer_store()
+
+
+class WasmerModule(_Affine):
+    __slots__ = ("export_names", "import_names", "store")
+
+    def __init__(self, inner: Any, store: WasmerStore) -> None:
+        super().__init__(inner)
+        self.store = store
+        with _G_OTHER:
+            self.import_names: tuple[tuple[str, str], ...] = tuple(
+                (imp.module, imp.name) for imp in inner.imports
+            )
+            self.export_names: tuple[str, ...] = tuple(exp.name for exp in inner.exports)
+
+
+class WasmerInstance(_Affine):
+    """An instance; keeps its store, module and every import handle alive (see module doc)."""
+
+    __slots__ = ("_exports", "imports", "module", "store")
+
+    def __init__(
+        self, inner: Any, store: WasmerStore, module: WasmerModule, imports: tuple[Any, ...]
+    ) -> None:
+        super().__init__(inner)
+        self.store = store
+        self.module = module
+        self.imports = imports
+        self._exports: list[Any] | None = None
+
+
+class WasmerFunc(_Affine):
+    """A function. ``owner``: the instance handle (for exports) keeping the imports alive;
+    ``type``: the type it was created with (host functions), else ``None``."""
+
+    __slots__ = ("owner", "store", "type")
+
+    def __init__(
+        self, inner: Any, store: WasmerStore, owner: WasmerInstance | None, type: FuncType | None
+    ) -> None:
+        super().__init__(inner)
+        self.store = store
+        self.owner = owner
+        self.type = type
+
+
+class WasmerMemory(_Affine):
+    __slots__ = ("owner", "store")
+
+    def __init__(self, inner: Any, store: WasmerStore, owner: WasmerInstance | None) -> None:
+        super().__init__(inner)
+        self.store = store
+        self.owner = owner
+
+
+class WasmerGlobal(_Affine):
+    __slots__ = ("owner", "store", "value_type")
+
+    def __init__(
+        self, inner: Any, store: WasmerStore, owner: WasmerInstance | None, value_type: str | None
+    ) -> None:
+        super().__init__(inner)
+        self.store = store
+        self.owner = owner
+        self.value_type = value_type
+
+
+class WasmerTable(_Affine):
+    __slots__ = ("owner", "store")
+
+    def __init__(self, inner: Any, store: WasmerStore, owner: WasmerInstance | None) -> None:
+        super().__init__(inner)
+        self.store = store
+        self.owner = owner
+
+
+def _new_wasmer_store() -> Any:
+    return wasmer.Store(wasmer.engine.Universal(wasmer_compiler_cranelift.Compiler))
+
+
+def _affine(handle: Any, cls: type[_Affine], what: str) -> Any:
+    """Check ``handle`` is one of ours of class ``cls`` and usable on this thread."""
+    if not isinstance(handle, cls):
+        raise builtins.TypeError(f"expected a wasmer {what} handle, got {type(handle).__name__}")
+    handle.check_thread()
+    return handle
+
+
+_CHECKED_FUNC_TYPES: set[FuncType] = set()
+"""Function types whose value types all cross the boundary (only ever added to)."""
+
+
+def _check_value_types(types: Sequence[str]) -> None:
+    for t in types:
+        if t not in _VALTYPES:
+            if t in ("externref", "anyfunc"):
+                raise NotSupportedError(ENGINE_NAME, _REFERENCE_CAPABILITY)
+            raise NotSupportedError(ENGINE_NAME, f"values of type {t} at the wasm boundary")
+
+
+# -- modules wasmer must never see -----------------------------------------------------------
+
+_TAG_REFUSAL: Final = (
+    "the wasmer engine does not support exception handling (the module has tags); "
+    "compiling it would poison this wasmer engine for good"
+)
+
+
+def _leb_u32(data: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned LEB128 at ``pos``: (value, next position). ``IndexError`` past the end."""
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("LEB128 too long")
+
+
+def _skip_value_type(data: bytes, pos: int) -> int:
+    code = data[pos]
+    pos += 1
+    if code in (0x63, 0x64):  # (ref null? heaptype): heaptype is an s33
+        while data[pos] & 0x80:
+            pos += 1
+        pos += 1
+    return pos
+
+
+def _skip_limits(data: bytes, pos: int) -> int:
+    flags = data[pos]
+    _, pos = _leb_u32(data, pos + 1)
+    if flags & 0x01:
+        _, pos = _leb_u32(data, pos)
+    if flags & 0x08:  # custom page size
+        _, pos = _leb_u32(data, pos)
+    return pos
+
+
+def _has_tags(wasm: bytes) -> bool:
+    """Whether the module defines (tag section, id 13) or imports a tag.
+
+    Measured: wasmer 1.1 *validates* such modules, then compiling them panics ("module linking
+    not implemented yet") while holding a lock of its engine, which poisons that engine: every
+    later compile or instantiate in the same store panics with ``PoisonError``. So they must never
+    reach wasmer. A scan that can't make sense of the bytes answers False and leaves the
+    diagnosis to wasmer (which then fails validation without panicking).
+    """
+    try:
+        pos = 8
+        end = len(wasm)
+        while pos < end:
+            section_id = wasm[pos]
+            size, pos = _leb_u32(wasm, pos + 1)
+            body_end = pos + size
+            if section_id == 13:
+                return True
+            if section_id == 2:
+                count, p = _leb_u32(wasm, pos)
+                for _ in range(count):
+                    for _name in range(2):  # module name, field name
+                        length, p = _leb_u32(wasm, p)
+                        p += length
+                    kind = wasm[p]
+                    p += 1
+                    if kind == 0x04:
+                        return True
+                    if kind == 0x00:  # function: type index
+                        _, p = _leb_u32(wasm, p)
+                    elif kind == 0x01:  # table: reftype, limits
+                        p = _skip_limits(wasm, _skip_value_type(wasm, p))
+                    elif kind == 0x02:  # memory: limits
+                        p = _skip_limits(wasm, p)
+                    elif kind == 0x03:  # global: valtype, mutability
+                        p = _skip_value_type(wasm, p) + 1
+                    else:
+                        return False
+            pos = body_end
+    except (IndexError, ValueError):
+        return False
+    return False
+
+
+# -- the engine -----------------------------------------------------------------------------
+
+
+class WasmerEngine(Engine):
+    name = ENGINE_NAME
+    module_needs_store = True
+    compile_in_process = True
+
+    def __init__(self) -> None:
+        self.features = EngineFeatures(
+            host_tables=False,
+            reference_values=False,
+            v128=True,
+            exceptions=False,
+            fuel=False,
+            shared_memory=False,
+            memory64=False,
+            tail_calls=False,
+            multi_value=True,
+        )
+        self._cache_key: str | None = None
+
+    @property
+    def version(self) -> str:
+        return str(wasmer.__version__)
+
+    def cache_key(self) -> str:
+        if self._cache_key is None:
+            self._cache_key = "-".join(
+                [
+                    "wasmer",
+                    self.version,
+                    f"core{wasmer.__core_version__}",
+                    "cranelift",
+                    "universal",
+                    str(wasmer.target.Triple.host()),
+                    _cpu_fingerprint(),
+                ]
+            )
+        return self._cache_key
+
+    # -- modules --------------------------------------------------------------------------
+    def validate(self, wasm: bytes) -> str | None:
+        wasm = bytes(wasm)
+        if _has_tags(wasm):
+            return _TAG_REFUSAL
+        # A fresh store per call (3.6 us): a failed compile never touches a user's store.
+        store = _new_wasmer_store()
+        with _G_COMPILE:
+            if wasmer.Module.validate(store, wasm):
+                return None
+        # validate() says only False; compiling yields the message (and fails fast).
+        try:
+            with _G_COMPILE:
+                wasmer.Module(store, wasm)
+        except CompileError as exc:
+            return str(exc)
+        return None  # pragma: no cover - validate() and compile disagree
+
+    def compile(self, store: WasmerStore | None, wasm: bytes) -> WasmerModule:
+        store = _store(store)
+        wasm = bytes(wasm)
+        if _has_tags(wasm):
+            raise CompileError(_TAG_REFUSAL)
+        with _G_COMPILE:
+            inner = wasmer.Module(store.inner, wasm)
+        return WasmerModule(inner, store)
+
+    def serialize(self, module: WasmerModule) -> bytes:
+        module = _affine(module, WasmerModule, "module")
+        with _G_OTHER:
+            return bytes(module.inner.serialize())
+
+    def deserialize(self, store: WasmerStore | None, artifact: bytes) -> WasmerModule:
+        store = _store(store)
+        with _G_DESERIALIZE:
+            inner = wasmer.Module.deserialize(store.inner, bytes(artifact))
+        return WasmerModule(inner, store)
+
+    @staticmethod
+    def compile_artifact(wasm: bytes) -> bytes:
+        wasm = bytes(wasm)
+        if _has_tags(wasm):
+            raise CompileError(_TAG_REFUSAL)
+        store = _new_wasmer_store()
+        with _G_COMPILE:
+            module = wasmer.Module(store, wasm)
+        with _G_OTHER:
+            return bytes(module.serialize())
+
+    # -- stores and instances ---------------------------------------------------------------
+    def new_store(self) -> WasmerStore:
+        return WasmerStore()
+
+    def instantiate(
+        self, store: WasmerStore, module: WasmerModule, imports: Sequence[ExternHandle]
+    ) -> WasmerInstance:
+        store = _store(store)
+        module = _affine(module, WasmerModule, "module")
+        imports = tuple(imports)
+        names = module.import_names
+        if len(imports) != len(names):
+            raise LinkError(f"the module has {len(names)} imports but {len(imports)} were given")
+        namespaces: dict[str, dict[str, Any]] = {}
+        chosen: dict[tuple[str, str], Any] = {}
+        for (mod, name), handle in zip(names, imports, strict=True):
+            if not isinstance(handle, (WasmerFunc, WasmerMemory, WasmerGlobal, WasmerTable)):
+                raise LinkError(
+                    f"import {mod!r}.{name!r}: {type(handle).__name__} is not a wasmer extern handle"
+                )
+            handle.check_thread()
+            previous = chosen.get((mod, name))
+            if previous is not None and previous is not handle:
+                raise LinkError(
+                    f"import {mod!r}.{name!r} appears more than once in the module and was given "
+                    "different objects; the wasmer engine can bind a module/name pair to one "
+                    "object only"
+                )
+            chosen[(mod, name)] = handle
+            namespaces.setdefault(mod, {})[name] = handle.inner
+        with _G_LINK:
+            import_object = wasmer.ImportObject()
+            for mod, members in namespaces.items():
+                import_object.register(mod, members)
+            inner = wasmer.Instance(module.inner, import_object)
+        return WasmerInstance(inner, store, module, imports)
+
+    def instance_exports(self, store: WasmerStore, instance: WasmerInstance) -> list[ExternHandle]:
+        instance = _affine(instance, WasmerInstance, "instance")
+        if instance._exports is None:
+            store = instance.store
+            with _G_OTHER:
+                # Iterate rather than getattr: an export called e.g. "__class__" would otherwise
+                # resolve to a Python attribute.
+                by_name = dict(iter(instance.inner.exports))
+                handles: list[Any] = []
+                for name in instance.module.export_names:
+                    obj = by_name[name]
+                    if isinstance(obj, wasmer.Function):
+                        handles.append(WasmerFunc(obj, store, instance, None))
+                    elif isinstance(obj, wasmer.Memory):
+                        handles.append(WasmerMemory(obj, store, instance))
+                    elif isinstance(obj, wasmer.Global):
+                        handles.append(WasmerGlobal(obj, store, instance, None))
+                    elif isinstance(obj, wasmer.Table):
+                        handles.append(WasmerTable(obj, store, instance))
+                    else:  # pragma: no cover - wasmer 1.1 has no other extern kinds
+                        raise NotSupportedError(
+                            ENGINE_NAME, f"exports of kind {type(obj).__name__}"
+                        )
+            instance._exports = handles
+        return list(instance._exports)
+
+    # -- functions -------------------------------------------------------------------------
+    def func_new(self, store: WasmerStore, type: FuncType, fn: HostCallable) -> WasmerFunc:
+        store = _store(store)
+        _check_value_types(type.params)
+        _check_value_types(type.results)
+        nresults = len(type.results)
+
+        def trampoline(*args: Any) -> Any:
+            try:
+                out = fn(*args)
+                if nresults == 0:
+                    if out is not None and len(out) != 0:
+                        raise builtins.TypeError(
+                            f"host function of type {type} returned {len(out)} values, expected 0"
+                        )
+                    return None
+                values = tuple(out)
+                if len(values) != nresults:
+                    raise builtins.TypeError(
+                        f"host function of type {type} returned {len(values)} values, "
+                        f"expected {nresults}"
+                    )
+                return values[0] if nresults == 1 else values
+            except BaseException as exc:
+                _host.exc = exc
+                raise
+
+        with _G_OTHER:
+            ftype = wasmer.FunctionType(
+                [_VALTYPES[t] for t in type.params], [_VALTYPES[t] for t in type.results]
+            )
+            inner = wasmer.Function(store.inner, trampoline, ftype)
+        return WasmerFunc(inner, store, None, type)
+
+    def call(
+        self,
+        store: WasmerStore,
+        func: WasmerFunc,
+        type: FuncType,
+        args: Sequence[EngineValue],
+    ) -> tuple[EngineValue, ...]:
+        # The hot path: checks inlined, a try block instead of a context manager.
+        if func.__class__ is not WasmerFunc or _get_ident() != func._thread:
+            func = _affine(func, WasmerFunc, "function")
+        if type not in _CHECKED_FUNC_TYPES:
+            _check_value_types(type.params)
+            _check_value_types(type.results)
+            _CHECKED_FUNC_TYPES.add(type)
+        try:
+            out = func.inner(*args)
+        except BaseException as exc:
+            _G_CALL.check(exc)
+            raise
+        n = len(type.results)
+        if n == 0:
+            return ()
+        if n == 1:
+            return (out,)
+        return tuple(out)
+
+    def func_key(self, func: WasmerFunc) -> Hashable:
+        # Handles are made once per host function and once per instance export (cached), so
+        # the handle itself (identity hash) is the key.
+        return func
+
+    # -- memories --------------------------------------------------------------------------
+    def memory_new(self, store: WasmerStore, type: MemoryType) -> WasmerMemory:
+        store = _store(store)
+        if type.shared:
+            raise NotSupportedError(ENGINE_NAME, "shared memories (no threads proposal)")
+        if type.memory64:
+            raise NotSupportedError(ENGINE_NAME, "64-bit memories (memory64)")
+        if type.page_size_log2 != 16:
+            raise NotSupportedError(ENGINE_NAME, "custom page sizes")
+        limits = type.limits
+        with _G_MEMORY:
+            mtype = wasmer.MemoryType(minimum=limits.minimum, maximum=limits.maximum, shared=False)
+            inner = wasmer.Memory(store.inner, mtype)
+        return WasmerMemory(inner, store, None)
+
+    def memory_pages(self, store: WasmerStore, memory: WasmerMemory) -> int:
+        memory = _affine(memory, WasmerMemory, "memory")
+        with _G_MEMORY:
+            return int(memory.inner.size)
+
+    def memory_grow(self, store: WasmerStore, memory: WasmerMemory, delta: int) -> int:
+        memory = _affine(memory, WasmerMemory, "memory")
+        if delta < 0:
+            raise RangeError(f"cannot grow a memory by a negative number of pages ({delta})")
+        with _G_MEMORY:
+            return int(memory.inner.grow(delta))
+
+    def memory_view(self, store: WasmerStore, memory: WasmerMemory) -> memoryview:
+        memory = _affine(memory, WasmerMemory, "memory")
+        with _G_MEMORY:
+            exporter = memoryview(memory.inner.buffer)
+            try:
+                size = exporter.nbytes
+                probe = (ctypes.c_ubyte * size).from_buffer(exporter)
+                address = ctypes.addressof(probe)
+                del probe  # gives the buffer back, so that the release below succeeds
+            finally:
+                exporter.release()  # on this (the owning) thread: see the module doc
+        array = (ctypes.c_ubyte * size).from_address(address)
+        # The array owns nothing; this keeps the wasmer Memory (which owns the mapping), its
+        # instance and its store alive as long as any view or slice of a view exists.
+        array._asyncwasm_keepalive = memory  # type: ignore[attr-defined]
+        return memoryview(array).cast("B")
+
+    # -- tables ----------------------------------------------------------------------------
+    def table_new(self, store: WasmerStore, type: TableType, init: EngineValue) -> WasmerTable:
+        raise NotSupportedError(
+            ENGINE_NAME,
+            "creating tables from Python (wasmer 1.1 fails with 'val is not reference')",
+        )
+
+    def table_size(self, store: WasmerStore, table: WasmerTable) -> int:
+        table = _affine(table, WasmerTable, "table")
+        with _G_TABLE:
+            return int(table.inner.size)
+
+    def table_get(self, store: WasmerStore, table: WasmerTable, index: int) -> EngineValue:
+        raise NotSupportedError(ENGINE_NAME, "reading table elements from Python")
+
+    def table_set(
+        self, store: WasmerStore, table: WasmerTable, index: int, value: EngineValue
+    ) -> None:
+        raise NotSupportedError(ENGINE_NAME, "writing table elements from Python")
+
+    def table_grow(
+        self, store: WasmerStore, table: WasmerTable, delta: int, init: EngineValue
+    ) -> int:
+        raise NotSupportedError(ENGINE_NAME, "growing tables from Python")
+
+    # -- globals ---------------------------------------------------------------------------
+    def global_new(self, store: WasmerStore, type: GlobalType, value: EngineValue) -> WasmerGlobal:
+        store = _store(store)
+        if type.value not in _VALUE_CTORS:
+            _check_value_types((type.value,))
+        with _G_GLOBAL:
+            inner = wasmer.Global(
+                store.inner, _VALUE_CTORS[type.value](value), mutable=type.mutable
+            )
+        return WasmerGlobal(inner, store, None, type.value)
+
+    def _global_value_type(self, glob: WasmerGlobal) -> str:
+        if glob.value_type is None:
+            with _G_GLOBAL:
+                code = int(glob.inner.type.type)
+            if code in _REF_TYPE_CODES:
+                raise NotSupportedError(ENGINE_NAME, _REFERENCE_CAPABILITY)
+            glob.value_type = next(k for k, v in _VALTYPES.items() if int(v) == code)
+        return glob.value_type
+
+    def global_get(self, store: WasmerStore, glob: WasmerGlobal) -> EngineValue:
+        glob = _affine(glob, WasmerGlobal, "global")
+        self._global_value_type(glob)
+        with _G_GLOBAL:
+            value: EngineValue = glob.inner.value
+        return value
+
+    def global_set(self, store: WasmerStore, glob: WasmerGlobal, value: EngineValue) -> None:
+        glob = _affine(glob, WasmerGlobal, "global")
+        self._global_value_type(glob)
+        with _G_GLOBAL:
+            if not glob.inner.mutable:
+                raise builtins.TypeError("cannot set the value of an immutable global")
+            glob.inner.value = value
+
+    # -- tags ------------------------------------------------------------------------------
+    def tag_new(self, store: WasmerStore, type: TagType) -> Any:
+        raise NotSupportedError(ENGINE_NAME, "tags and exception handling")
+
+    def tag_key(self, tag: Any) -> Hashable:
+        raise NotSupportedError(ENGINE_NAME, "tags and exception handling")
+
+
+def _store(store: Any) -> WasmerStore:
+    if not isinstance(store, WasmerStore):
+        raise builtins.TypeError(f"expected a wasmer store handle, got {type(store).__name__}")
+    return store
+
+
+def _cpu_fingerprint() -> str:
+    """A short digest of the host CPU's feature flags: Cranelift compiles for the host CPU, so an
+    artifact may not run on a CPU with fewer features."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    flags = line.split(":", 1)[-1].strip()
+                    break
+    except OSError:
+        flags = platform.processor()
+    return "cpu" + hashlib.sha256(flags.encode()).hexdigest()[:12]
+
+
+def create_engine() -> WasmerEngine:
+    return WasmerEngine()
