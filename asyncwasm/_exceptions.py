@@ -22,6 +22,7 @@ the engine's message and chains the original as ``__cause__``.
 from __future__ import annotations
 
 import builtins
+from typing import Any
 
 __all__ = [
     "CompileError",
@@ -81,6 +82,10 @@ class CompileError(WebAssemblyError):
         super().__init__(shorten(message))
         self.offset = offset
 
+    # Errors cross process boundaries (wasmer compiles in a worker process): keep the fields.
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), str(self), {"offset": self.offset}))
+
 
 class LinkError(WebAssemblyError):
     """Instantiation failed: an import is missing or has the wrong kind or type."""
@@ -97,6 +102,9 @@ class RuntimeError(WebAssemblyError):
         super().__init__(shorten(message))
         self.trap = trap
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), str(self), {"trap": self.trap}))
+
 
 class NotSupportedError(WebAssemblyError, NotImplementedError):
     """The selected engine cannot do this; the message names the engine and the capability."""
@@ -106,9 +114,16 @@ class NotSupportedError(WebAssemblyError, NotImplementedError):
         self.engine = engine
         self.capability = capability
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.engine, self.capability))
+
 
 class RangeError(ValueError):
     """JS ``RangeError``: a size, index or growth outside what is allowed."""
+
+
+def _rebuild(cls: type[BaseException], message: str, fields: dict[str, Any]) -> BaseException:
+    return cls(message, **fields)
 
 
 # Python's own RuntimeError, for code in this package that needs it by an unambiguous name.

@@ -15,6 +15,7 @@ Why raw FFI rather than wasmtime-py's object layer:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import hashlib
@@ -371,6 +372,20 @@ def _valtype_vec(names: Sequence[str]) -> Any:
     return vec
 
 
+_PLAIN_KINDS: Final = {0: "i32", 1: "i64", 2: "f32", 3: "f64", 128: "externref", 129: "anyfunc"}
+
+
+def _plain_valtypes(vec: Any) -> tuple[str, ...] | None:
+    """The names of a ``wasm_valtype_vec_t*`` of plain types (see ``func_type``'s warning)."""
+    names: list[str] = []
+    for i in range(vec.contents.size):
+        name = _PLAIN_KINDS.get(int(ffi.wasm_valtype_kind(vec.contents.data[i])))
+        if name is None:
+            return None
+        names.append(name)
+    return tuple(names)
+
+
 def _functype(t: FuncType) -> Any:
     """A new owned ``wasm_functype_t*``."""
     _check_types(t.params + t.results, "function types")
@@ -645,6 +660,10 @@ class WasmtimeEngine(Engine):
 
     def __init__(self) -> None:
         self._engine = wasmtime.Engine(_make_config())
+        # The process-wide engine lives until exit. Left to wasmtime-py, its __del__ runs during
+        # interpreter teardown, after the FFI module's globals are gone, and prints a traceback;
+        # taking the pointer at exit leaves it to the OS instead.
+        atexit.register(self._engine._consume)
         self.features = EngineFeatures(
             host_tables=True,
             reference_values=True,
@@ -823,6 +842,30 @@ class WasmtimeEngine(Engine):
                 if _tls.depth == 0:
                     _tls.thrown.clear()
         return tuple(values)
+
+    def func_type(self, store: object, func: Any) -> FuncType | None:
+        """The type of a function that came out of a table, global or call (asyncwasm#3).
+
+        DANGER: ``wasm_valtype_kind`` aborts the process on v128, exnref and GC reference
+        types. The public layer (``_function.py``) calls this only for a store in which every
+        instantiated module declares nothing but plain function types (numbers, externref,
+        funcref), so no function of the store can have such a type. Kinds are still mapped
+        defensively: anything unexpected gives ``None`` ("can't tell").
+        """
+        s = _store_of(store)
+        if not isinstance(func, _Func):
+            raise TypeError("expected a wasmtime function handle")
+        _same_store(s, func, "function")
+        with s.lock:
+            functype = ffi.wasmtime_func_type(s.ctx, byref(func.raw))
+        try:
+            params = _plain_valtypes(ffi.wasm_functype_params(functype))
+            results = _plain_valtypes(ffi.wasm_functype_results(functype))
+        finally:
+            ffi.wasm_functype_delete(functype)
+        if params is None or results is None:
+            return None
+        return FuncType(params, results)
 
     def func_key(self, func: Any) -> Hashable:
         if not isinstance(func, _Func):
