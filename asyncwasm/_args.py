@@ -34,12 +34,17 @@ def enforce_range(value: object, what: str, *, bits: int = 32) -> int:
 
 
 def descriptor_field(descriptor: Mapping[str, object], key: str, *, required: bool) -> object:
-    """A field of a JS-style descriptor dict; ``TypeError`` when a required one is missing."""
-    if key in descriptor:
+    """A field of a JS-style descriptor dict; ``TypeError`` when a required one is missing.
+
+    Read with one lookup, as JS does with [[Get]] (never a membership test first): a missing key
+    is ``KeyError``. Constructors read fields in the JS order (WebIDL dictionary members are
+    converted in lexicographic order, each converted right after it is read)."""
+    try:
         return descriptor[key]
-    if required:
-        raise TypeError(f"the descriptor has no {key!r} field")
-    return MISSING
+    except KeyError:
+        if required:
+            raise TypeError(f"the descriptor has no {key!r} field") from None
+        return MISSING
 
 
 def check_limits(initial: int, maximum: int | None, cap: int, what: str) -> None:

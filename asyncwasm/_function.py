@@ -3,17 +3,35 @@ importable)."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ._engines import UncaughtWasmException
-from ._types import FuncType
+from ._types import NUMBER_TYPES, REFERENCE_TYPES, FuncType
 from ._values import check_boundary_types, from_engine_value, to_engine_value
 
 if TYPE_CHECKING:
     from ._runtime import Runtime, StoreCell
 
-__all__ = ["Function", "host_function_handle"]
+__all__ = ["Function", "host_function_handle", "note_module_types"]
+
+_PLAIN_TYPES: Final = NUMBER_TYPES | REFERENCE_TYPES
+
+_OPAQUE_STORES: weakref.WeakSet[StoreCell] = weakref.WeakSet()
+"""Stores holding an instance of a module that declares a type other than a plain function type
+(numbers, externref, funcref): there a function of unknown type may have v128 or GC types, and
+asking wasmtime for such a type aborts the process, so it is never asked."""
+
+
+def note_module_types(cell: StoreCell, types: Iterable[object]) -> None:
+    """Record that an instance of a module with these declared ``types`` lives in ``cell``."""
+    if cell in _OPAQUE_STORES:
+        return
+    for t in types:
+        if not isinstance(t, FuncType) or not all(v in _PLAIN_TYPES for v in t.params + t.results):
+            _OPAQUE_STORES.add(cell)
+            return
 
 
 class Function:
@@ -52,7 +70,13 @@ class Function:
     def type(self) -> FuncType:
         """The function's parameter and result types."""
         if self._type is None:
-            found = self._runtime._engine.func_type(self._cell.handle, self._handle)
+            # A funcref that came out of a table, global or call: only the engine knows its type,
+            # and where a v128 or GC type may be involved asking it could abort the process.
+            found = (
+                None
+                if self._cell in _OPAQUE_STORES
+                else self._runtime._engine.func_type(self._cell.handle, self._handle)
+            )
             if found is None:
                 raise TypeError(
                     f"the {self._runtime.engine} engine cannot tell this function's type safely"

@@ -37,10 +37,11 @@ class Global:
         runtime: Runtime | None = None,
     ) -> None:
         if isinstance(value_type, Mapping):
+            # JS order: "mutable", then "value" (WebIDL reads dictionary members sorted).
             descriptor = value_type
-            value_type = descriptor_field(descriptor, "value", required=True)
             mutable_field = descriptor_field(descriptor, "mutable", required=False)
             mutable = bool(mutable_field) if mutable_field is not MISSING else False
+            value_type = descriptor_field(descriptor, "value", required=True)
         if not isinstance(value_type, str):
             raise TypeError(f"a value type must be a str, not {type(value_type).__name__}")
         vt = canonical_value_type(value_type)

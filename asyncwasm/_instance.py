@@ -6,15 +6,23 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn
 
 from ._binary import ImportInfo
-from ._exceptions import LinkError
-from ._function import Function, host_function_handle
+from ._exceptions import LinkError, RangeError
+from ._function import Function, host_function_handle, note_module_types
 from ._global import Global
 from ._memory import Memory
 from ._module import Module, _check_module
 from ._runtime import Runtime, StoreCell
 from ._table import Table
 from ._tag import Tag
-from ._types import NUMBER_TYPES, FuncType, GlobalType, MemoryType, TableType, TagType
+from ._types import (
+    MAX_TABLE_LENGTH,
+    NUMBER_TYPES,
+    FuncType,
+    GlobalType,
+    MemoryType,
+    TableType,
+    TagType,
+)
 from ._values import to_engine_value
 
 __all__ = ["Exports", "Instance"]
@@ -93,6 +101,8 @@ class Instance:
         rt = module._runtime
         cell = module._store_cell if module._store_cell is not None else rt._store()
         handles, kept = _resolve_imports(module, imports, cell)
+        _check_table_sizes(module)
+        note_module_types(cell, module._info.types)
         handle = rt._engine.instantiate(cell.handle, module._handle, handles)
         self._module = module
         self._cell = cell
@@ -117,6 +127,19 @@ class Instance:
         return f"<asyncwasm.Instance exports={list(self._exports)}>"
 
 
+def _check_table_sizes(module: Module) -> None:
+    """JS: instantiating a module that defines a table longer than the embedder limit is a
+    RangeError (compiling it is fine)."""
+    info = module._info
+    imported = sum(1 for imp in info.imports if imp.kind == "table")
+    for index, table in enumerate(info.tables[imported:], start=imported):
+        if table.limits.minimum > MAX_TABLE_LENGTH:
+            raise RangeError(
+                f"table {index} has {table.limits.minimum} entries, more than the limit "
+                f"{MAX_TABLE_LENGTH}"
+            )
+
+
 def _link_error(imp: ImportInfo, message: str) -> LinkError:
     return LinkError(f"import {imp.module}.{imp.name}: {message}")
 
@@ -136,6 +159,9 @@ def _resolve_imports(
     rt = module._runtime
     handles: list[Any] = []
     kept: list[object] = []
+    # One host function per (callable, type): a module may import one name twice, and an engine
+    # given two different functions for one name refuses to link (wasmer).
+    host_functions: dict[tuple[int, FuncType], Any] = {}
     for imp in infos:
         try:
             namespace = imports[imp.module]
@@ -149,19 +175,27 @@ def _resolve_imports(
             value = namespace[imp.name]
         except KeyError:
             raise _link_error(imp, "missing from the import object") from None
-        handle, keep = _resolve_one(rt, cell, imp, value)
+        handle, keep = _resolve_one(rt, cell, imp, value, host_functions)
         handles.append(handle)
         kept.append(keep)
     return handles, tuple(kept)
 
 
 def _same_runtime(rt: Runtime, imp: ImportInfo, obj: Any) -> None:
+    # An object made with ``cls.__new__`` and never initialised (JS: ``Object.create(
+    # WebAssembly.Global.prototype)``) is not a real one: LinkError, not AttributeError.
+    if not hasattr(obj, "_handle"):
+        raise _link_error(imp, f"the {type(obj).__name__} object was never initialised")
     if obj._runtime is not rt:
         raise _link_error(imp, "the object belongs to another asyncwasm.Runtime")
 
 
 def _resolve_one(
-    rt: Runtime, cell: StoreCell, imp: ImportInfo, value: object
+    rt: Runtime,
+    cell: StoreCell,
+    imp: ImportInfo,
+    value: object,
+    host_functions: dict[tuple[int, FuncType], Any],
 ) -> tuple[Any, object]:
     t = imp.type
     if isinstance(t, FuncType):
@@ -171,7 +205,10 @@ def _resolve_one(
         if not callable(value):
             raise _link_error(imp, f"expected a callable, got {type(value).__name__}")
         fn: Callable[..., object] = value
-        return host_function_handle(rt, cell, fn, t), value
+        key = (id(fn), t)  # fn stays alive in ``kept`` while the cache is in use
+        if key not in host_functions:
+            host_functions[key] = host_function_handle(rt, cell, fn, t)
+        return host_functions[key], value
     if isinstance(t, GlobalType):
         if isinstance(value, Global):
             _same_runtime(rt, imp, value)
@@ -221,15 +258,17 @@ def _build_exports(
     items: dict[str, object] = {}
     for export, handle in zip(info.exports, handles, strict=True):
         t = export.type
-        if isinstance(t, FuncType):
-            fn = rt._function_for_handle(handle, cell, t)
-            items[export.name] = fn
-            continue
         same_kind = imported.get(export.kind, [])
         if export.index < len(same_kind):
-            items[export.name] = same_kind[export.index]
-            continue
-        if isinstance(t, MemoryType):
+            obj = same_kind[export.index]
+            # An imported Python callable is exported as the Function that wraps it (below);
+            # an imported exported function, memory, table, global or tag as itself.
+            if not isinstance(t, FuncType) or isinstance(obj, Function):
+                items[export.name] = obj
+                continue
+        if isinstance(t, FuncType):
+            items[export.name] = rt._function_for_handle(handle, cell, t)
+        elif isinstance(t, MemoryType):
             items[export.name] = Memory._from_handle(rt, cell, handle, t)
         elif isinstance(t, TableType):
             items[export.name] = Table._from_handle(rt, cell, handle, t)

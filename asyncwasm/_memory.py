@@ -40,17 +40,29 @@ class Memory:
         runtime: Runtime | None = None,
     ) -> None:
         if isinstance(initial, Mapping):
+            # JS order: "initial", "maximum", ("minimum",) "shared", each converted when read.
             descriptor = initial
             initial = descriptor_field(descriptor, "initial", required=False)
-            if initial is MISSING:  # the type-reflection proposal's spelling
-                initial = descriptor_field(descriptor, "minimum", required=True)
+            first_or_none = None if initial is MISSING else enforce_range(initial, "initial")
             maximum = descriptor_field(descriptor, "maximum", required=False)
+            last = (
+                None if maximum is None or maximum is MISSING else enforce_range(maximum, "maximum")
+            )
+            if first_or_none is None:  # the type-reflection proposal's spelling
+                minimum = descriptor_field(descriptor, "minimum", required=False)
+                if minimum is MISSING:
+                    raise TypeError("the descriptor has no 'initial' field")
+                first_or_none = enforce_range(minimum, "minimum")
+            first = first_or_none
             shared_value = descriptor_field(descriptor, "shared", required=False)
             shared = bool(shared_value) if shared_value is not MISSING else False
         elif initial is MISSING:
             raise TypeError("Memory() needs an initial size (in pages) or a descriptor")
-        first = enforce_range(initial, "initial")
-        last = None if maximum is None or maximum is MISSING else enforce_range(maximum, "maximum")
+        else:
+            first = enforce_range(initial, "initial")
+            last = (
+                None if maximum is None or maximum is MISSING else enforce_range(maximum, "maximum")
+            )
         check_limits(first, last, MAX_PAGES, "Memory")
         if shared and last is None:
             raise TypeError("a shared memory needs a maximum size")

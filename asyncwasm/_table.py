@@ -14,6 +14,15 @@ from ._values import default_value, from_engine_value, to_engine_value
 __all__ = ["Table"]
 
 
+def _element_type(element: object) -> str:
+    if not isinstance(element, str):
+        raise TypeError(f"an element type must be a str, not {type(element).__name__}")
+    elem = canonical_value_type(element)
+    if elem not in REFERENCE_TYPES:
+        raise TypeError(f"a table's element type must be a reference type, not {element!r}")
+    return elem
+
+
 class Table:
     """A table: ``Table("anyfunc", initial, maximum=None, value=None)`` or
     ``Table({"element": "externref", "initial": 1}, value)``.
@@ -41,24 +50,36 @@ class Table:
         runtime: Runtime | None = None,
     ) -> None:
         if isinstance(element, Mapping):
+            # JS order: "element", "initial", "maximum", ("minimum"), each converted when read.
             descriptor = element
             # Table(descriptor, value): the second positional argument is the fill value.
             value = initial
-            element = descriptor_field(descriptor, "element", required=True)
+            elem = _element_type(descriptor_field(descriptor, "element", required=True))
             initial = descriptor_field(descriptor, "initial", required=False)
-            if initial is MISSING:
-                initial = descriptor_field(descriptor, "minimum", required=True)
+            first_or_none = None if initial is MISSING else enforce_range(initial, "initial")
             maximum = descriptor_field(descriptor, "maximum", required=False)
+            last = (
+                None if maximum is None or maximum is MISSING else enforce_range(maximum, "maximum")
+            )
+            if first_or_none is None:  # the type-reflection proposal's spelling
+                minimum = descriptor_field(descriptor, "minimum", required=False)
+                if minimum is MISSING:
+                    raise TypeError("the descriptor has no 'initial' field")
+                first_or_none = enforce_range(minimum, "minimum")
+            first = first_or_none
         elif initial is MISSING:
             raise TypeError("Table() needs an element type and an initial length")
-        if not isinstance(element, str):
-            raise TypeError(f"an element type must be a str, not {type(element).__name__}")
-        elem = canonical_value_type(element)
-        if elem not in REFERENCE_TYPES:
-            raise TypeError(f"a table's element type must be a reference type, not {element!r}")
-        first = enforce_range(initial, "initial")
-        last = None if maximum is None or maximum is MISSING else enforce_range(maximum, "maximum")
-        check_limits(first, last, MAX_TABLE_LENGTH, "Table")
+        else:
+            elem = _element_type(element)
+            first = enforce_range(initial, "initial")
+            last = (
+                None if maximum is None or maximum is MISSING else enforce_range(maximum, "maximum")
+            )
+        # JS: only the initial length is held to the embedder limit; a larger maximum is fine
+        # (growing past the limit is refused instead).
+        check_limits(first, None, MAX_TABLE_LENGTH, "Table")
+        if last is not None and last < first:
+            raise RangeError(f"Table: maximum size {last} is below the initial size {first}")
         rt = runtime if runtime is not None else get_default_runtime()
         fill = to_engine_value(default_value(elem) if value is MISSING else value, elem, rt)
         ttype = TableType(elem, Limits(first, last))
@@ -114,6 +135,10 @@ class Table:
         """Add ``delta`` entries set to ``value`` (null when omitted); returns the old length.
         ``RangeError`` past the maximum."""
         n = enforce_range(delta, "delta")
+        if self.length + n > MAX_TABLE_LENGTH:
+            raise RangeError(
+                f"cannot grow the table past {MAX_TABLE_LENGTH} entries (the embedder limit)"
+            )
         elem = self._type.element
         engine_value = to_engine_value(
             default_value(elem) if value is MISSING else value, elem, self._runtime

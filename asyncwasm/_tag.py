@@ -47,7 +47,10 @@ class Tag:
         ttype = TagType(tuple(canonical_value_type(n) for n in names))
         rt = runtime if runtime is not None else get_default_runtime()
         cell = rt._store()
-        self._init(rt, cell, rt._engine.tag_new(cell.handle, ttype), ttype)
+        handle = rt._engine.tag_new(cell.handle, ttype)
+        self._init(rt, cell, handle, ttype)
+        # Register it, so that an exception wasm throws with this tag carries this very object.
+        rt._tags.setdefault(rt._engine.tag_key(handle), self)
 
     def _init(self, runtime: Runtime, cell: StoreCell, handle: Any, ttype: TagType | None) -> None:
         self._runtime = runtime

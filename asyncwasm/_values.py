@@ -56,7 +56,8 @@ def _to_float(value: object, type_name: str) -> float:
         try:
             return float(value)
         except OverflowError:
-            return math.copysign(math.inf, value)
+            # copysign(inf, value) would convert value to float again and overflow again.
+            return math.inf if value > 0 else -math.inf
     try:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):

@@ -33,7 +33,15 @@ import wasmtime
 from wasmtime import _ffi as ffi  # private bindings of the C API
 
 from .. import _exceptions as exc
-from .._types import JS_VALUE_TYPES, FuncType, GlobalType, MemoryType, TableType, TagType
+from .._types import (
+    JS_VALUE_TYPES,
+    MAX_TABLE_LENGTH,
+    FuncType,
+    GlobalType,
+    MemoryType,
+    TableType,
+    TagType,
+)
 from ._base import (
     EXCEPTION_MARKER,
     Engine,
@@ -199,7 +207,8 @@ class _ThreadState(threading.local):
         # that led to it to return.
         self.pending: BaseException | None = None
         # Exceptions thrown into wasm through EXCEPTION_MARKER: (tag key, payload, the object).
-        self.thrown: list[tuple[Hashable, tuple[EngineValue, ...], BaseException]] = []
+        # Each entry: (store, the exnref's raw GC id, the exnref kept rooted, the object).
+        self.thrown: list[tuple[_Store, int, Any, BaseException]] = []
         self.depth = 0
 
 
@@ -222,6 +231,12 @@ class _Store:
 
     def __init__(self, engine: wasmtime.Engine) -> None:
         self.store = wasmtime.Store(engine)
+        # The JS API's embedder limit on a table's length (asyncwasm#3): wasm's table.grow past
+        # it gives -1, as in browsers. Using the limiter at all also caps instances, tables and
+        # memories per store (wasmtime's default: 10,000 each), so those are lifted explicitly.
+        self.store.set_limits(
+            table_elements=MAX_TABLE_LENGTH, instances=1 << 40, tables=1 << 40, memories=1 << 40
+        )
         self.ctx: Any = self.store._context()
         # RLock: wasm -> host -> wasm re-entry happens on the same thread.
         self.lock = threading.RLock()
@@ -271,12 +286,14 @@ class _Global(_Handle):
 
 
 class _Table(_Handle):
-    __slots__ = ("raw", "type")
+    __slots__ = ("element", "raw", "type")
 
     def __init__(self, store: _Store, raw: Any, type: TableType | None = None) -> None:
         self.store = store
         self.raw = ffi.wasmtime_table_t.from_buffer_copy(raw)
         self.type = type
+        # An exported table's element type, once learnt from an element's kind (see _element).
+        self.element: str | None = None if type is None else type.element
 
     def extern(self) -> Any:
         return ffi.wasmtime_extern_t(_E_TABLE, ffi.wasmtime_extern_union(table=self.raw))
@@ -532,9 +549,19 @@ def _throw_marker(store: _Store, ctx: Any, error: BaseException, marker: object)
         for i in range(done):
             _unroot(fields[i])
     trap = ffi.wasmtime_context_set_exception(ctx, byref(exn))
-    ffi.wasmtime_exnref_unroot(byref(exn))
-    _tls.thrown.append((tag.key(), payload, error))
+    # asyncwasm#3: the uncaught exception is this Python object only if it is this very wasm
+    # exception (not one wasm caught and threw anew with an equal payload): compare GC ids.
+    # ``exn`` stays rooted until the outermost call ends, so its id can't be reused meanwhile.
+    raw_id = int(ffi.wasmtime_exnref_to_raw(ctx, byref(exn)))
+    _tls.thrown.append((store, raw_id, exn, error))
     return ctypes.cast(trap, ctypes.c_void_p).value or 0
+
+
+def _clear_thrown() -> None:
+    """Forget (and unroot) the exceptions thrown into wasm; at the end of the outermost call."""
+    thrown, _tls.thrown = _tls.thrown, []
+    for _store, _raw_id, exn, _error in thrown:
+        ffi.wasmtime_exnref_unroot(byref(exn))
 
 
 def _trampoline_py(
@@ -614,6 +641,7 @@ def _raise_uncaught(store: _Store, trap: wasmtime.Trap) -> None:
         raw_tag = ffi.wasmtime_tag_t()
         _check_error(ffi.wasmtime_exnref_tag(store.ctx, byref(exn), byref(raw_tag)))
         tag = _Tag(store, raw_tag)
+        raw_id = int(ffi.wasmtime_exnref_to_raw(store.ctx, byref(exn)))
         count = ffi.wasmtime_exnref_field_count(store.ctx, byref(exn))
         payload: list[EngineValue] = []
         for i in range(count):
@@ -626,28 +654,10 @@ def _raise_uncaught(store: _Store, trap: wasmtime.Trap) -> None:
     finally:
         ffi.wasmtime_exnref_unroot(byref(exn))
     values = tuple(payload)
-    key = tag.key()
-    for i in range(len(_tls.thrown) - 1, -1, -1):
-        thrown_key, thrown_payload, thrown = _tls.thrown[i]
-        if thrown_key == key and _same_payload(thrown_payload, values):
-            del _tls.thrown[i]
+    for thrown_store, thrown_id, _exn, thrown in reversed(_tls.thrown):
+        if thrown_store is store and thrown_id == raw_id:
             raise thrown
     raise UncaughtWasmException(tag, values) from trap
-
-
-def _same_payload(a: tuple[EngineValue, ...], b: tuple[EngineValue, ...]) -> bool:
-    if len(a) != len(b):
-        return False
-    for x, y in zip(a, b, strict=True):
-        if isinstance(x, _Func) and isinstance(y, _Func):
-            if x.key() != y.key():
-                return False
-        elif isinstance(x, float) and isinstance(y, float):
-            if not (x == y or (x != x and y != y)):
-                return False
-        elif not (x is y or x == y):
-            return False
-    return True
 
 
 # -- the engine -----------------------------------------------------------------------------------
@@ -743,7 +753,7 @@ class WasmtimeEngine(Engine):
             finally:
                 _tls.depth -= 1
                 if _tls.depth == 0:
-                    _tls.thrown.clear()
+                    _clear_thrown()
         return _Instance(s, raw)
 
     def instance_exports(self, store: object, instance: Any) -> list[Any]:
@@ -840,7 +850,7 @@ class WasmtimeEngine(Engine):
                     _unroot(params[i])
                 _tls.depth -= 1
                 if _tls.depth == 0:
-                    _tls.thrown.clear()
+                    _clear_thrown()
         return tuple(values)
 
     def func_type(self, store: object, func: Any) -> FuncType | None:
@@ -997,11 +1007,24 @@ class WasmtimeEngine(Engine):
                 _unroot(value)
 
     def _element(self, s: _Store, t: _Table, value: EngineValue) -> str:
-        if t.type is not None:
-            return t.type.element
+        if t.element is not None:
+            return t.element
         # An exported table: its element type is not read from wasmtime (type reads can abort).
-        # A function handle or None fits funcref; anything else must be an externref table.
-        return "anyfunc" if value is None or isinstance(value, _Func) else "externref"
+        # A function handle fits funcref only, and any other non-None value externref only.
+        if value is not None:
+            return "anyfunc" if isinstance(value, _Func) else "externref"
+        # None (null) fits both: the kind of an element says which (asyncwasm#3: a null written
+        # as a funcref into an externref table was refused with a type mismatch).
+        with s.lock:
+            if not ffi.wasmtime_table_size(s.ctx, byref(t.raw)):
+                return "anyfunc"  # nothing to learn from; see table_grow
+            raw = ffi.wasmtime_val_t()
+            if not ffi.wasmtime_table_get(s.ctx, byref(t.raw), 0, byref(raw)):
+                return "anyfunc"
+            kind: Any = raw.kind
+            _unroot(raw)
+        t.element = {_K_FUNCREF: "anyfunc", _K_EXTERNREF: "externref"}.get(kind)
+        return t.element or "anyfunc"
 
     def table_set(self, store: object, table: Any, index: int, value: EngineValue) -> None:
         s, t = self._table(store, table)
@@ -1020,17 +1043,29 @@ class WasmtimeEngine(Engine):
         s, t = self._table(store, table)
         if not 0 <= delta < 1 << 64:
             raise exc.RangeError(f"bad table growth {delta}")
-        raw = ffi.wasmtime_val_t()
         prev = ctypes.c_uint64()
         with s.lock:
-            _to_raw(s, s.ctx, self._element(s, t, init), init, raw)
-            try:
-                with _map_exceptions(_RANGE_ERRORS):
-                    _check_error(
-                        ffi.wasmtime_table_grow(s.ctx, byref(t.raw), delta, byref(raw), byref(prev))
+            element = self._element(s, t, init)
+            # An empty exported table grown with null: its element type is still unknown, so
+            # try funcref, then externref (a mismatch leaves the table unchanged).
+            unknown = init is None and t.element is None
+            for candidate in ("anyfunc", "externref") if unknown else (element,):
+                raw = ffi.wasmtime_val_t()
+                _to_raw(s, s.ctx, candidate, init, raw)
+                try:
+                    err = ffi.wasmtime_table_grow(
+                        s.ctx, byref(t.raw), delta, byref(raw), byref(prev)
                     )
-            finally:
-                _unroot(raw)
+                finally:
+                    _unroot(raw)
+                if not err:
+                    if unknown:
+                        t.element = candidate
+                    break
+                error = wasmtime.WasmtimeError._from_ptr(err)
+                if unknown and candidate == "anyfunc" and "type mismatch" in str(error):
+                    continue
+                raise exc.RangeError(exc.shorten(str(error))) from error
         return int(prev.value)
 
     # -- globals --------------------------------------------------------------------------------
