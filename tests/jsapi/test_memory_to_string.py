@@ -1,0 +1,10 @@
+"""Port of memory/toString.any.js: JS ``Object.prototype.toString`` / ``@@toStringTag`` of Memory objects.
+
+Not applicable: Python has no @@toStringTag; the type of every object is checked elsewhere."""
+
+from __future__ import annotations
+
+from ._support import NO_TOSTRINGTAG
+
+JS_FILE = "memory/toString.any.js"
+NOT_APPLICABLE_PATTERNS = {".*": NO_TOSTRINGTAG}
