@@ -153,13 +153,15 @@ def test_source_is_copied_before_compiling(runtime: asyncwasm.Runtime) -> None:
 
 
 @pytest.mark.asyncio
-async def test_compile_copies_the_source_before_suspending(runtime: asyncwasm.Runtime) -> None:
+async def test_compile_and_instantiate_copy_the_source_when_called(runtime: asyncwasm.Runtime) -> None:
+    # As in JS: the bytes are taken at the call, not at the first await.
     buf = bytearray(ADD)
-    compiling = asyncio.ensure_future(asyncwasm.compile(buf))
-    await asyncio.sleep(0)  # the task runs up to its first suspension: the bytes are copied
+    compiling = asyncwasm.compile(buf)
+    instantiating = asyncwasm.instantiate(buf)
     buf[:] = b"\0" * len(buf)
     module = await compiling
     assert asyncwasm.Instance(module).exports.add(2, 3) == 5
+    assert (await instantiating).instance.exports.add(3, 4) == 7
 
 
 @pytest.mark.parametrize("text", ["(module)", '(module (func (export "f")))'])
