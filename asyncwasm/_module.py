@@ -11,6 +11,9 @@ from ._runtime import Runtime, StoreCell, get_default_runtime
 from ._source import check_magic, copy_buffer_source
 from ._types import ExternKind, ExternType
 
+# The JS API's implementation limit on module size (1 GiB); the engines accept more.
+MAX_MODULE_SIZE = 1 << 30
+
 __all__ = ["Module", "ModuleExportDescriptor", "ModuleImportDescriptor", "validate"]
 
 
@@ -35,6 +38,10 @@ def decode_for_engine(wasm: bytes, engine: Engine) -> ModuleInfo:
     """Decode ``wasm`` with asyncwasm's own decoder and refuse, with ``CompileError``, what the
     engine cannot compile at all (wasmer panics on tags instead of reporting an error)."""
     check_magic(wasm)
+    if len(wasm) > MAX_MODULE_SIZE:
+        raise CompileError(
+            f"the module is {len(wasm)} bytes, over the JS API's limit of {MAX_MODULE_SIZE}"
+        )
     info = decode_module(wasm)
     lacking = _lacking_feature(info, engine.features)
     if lacking is not None:

@@ -66,3 +66,4 @@ def runtime(engine: str) -> Iterator[asyncwasm.Runtime]:
         yield rt
     finally:
         _set_default_runtime(previous)
+        rt.close()
