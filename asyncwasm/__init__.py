@@ -15,7 +15,15 @@
 from __future__ import annotations
 
 from .__version__ import __version__
-from ._api import compile, instantiate, validate
+from ._api import (
+    compile,
+    compile_streaming,
+    compileStreaming,
+    instantiate,
+    instantiate_streaming,
+    instantiateStreaming,
+    validate,
+)
 from ._exceptions import (
     CompileError,
     LinkError,
@@ -56,7 +64,11 @@ __all__ = [
     "WebAssemblyError",
     "__version__",
     "compile",
+    "compileStreaming",
+    "compile_streaming",
     "instantiate",
+    "instantiateStreaming",
+    "instantiate_streaming",
     "validate",
 ]
 
