@@ -2,7 +2,7 @@
 
 Each static limit is checked at ``minimum``, at the ``limit`` and ``over limit`` with validate,
 ``Module()`` and ``compile()``. Modules at or over a limit are large (a million types,
-functions, ...; 1 GiB for the module size), so those subtests are marked ``slow``.
+functions, ...; 1 GiB for the module size), so those subtests are marked ``limits`` (deselected on wasmer, whose compiler kills the process on some of them).
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def _static_rows() -> list[object]:
             ("over limit", limit + 1, False),
         ):
             # "function params" at its limit is small; everything else at a limit is big.
-            marks = [] if which == "minimum" else [pytest.mark.slow]
+            marks = [] if which == "minimum" else [pytest.mark.limits]
             for mode in ("Validate", "Compile", "Async compile"):
                 sub = f"{mode} {name} {which}"
                 rows.append(pytest.param(sub, mode, name, count, ok, id=sub, marks=marks))
@@ -323,7 +323,7 @@ SIZES = [
 ]
 
 
-@pytest.mark.slow
+@pytest.mark.limits
 @pytest.mark.parametrize(
     ("subtest", "mode", "size", "ok"),
     [
