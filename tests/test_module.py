@@ -4,7 +4,6 @@ engine under test."""
 from __future__ import annotations
 
 import array
-import asyncio
 import mmap
 
 import pytest
