@@ -57,6 +57,12 @@ bench: install
 # (docs/conformance.md); each script runs in a worker process of its own engine.
 conformance: install
 	PATH="$(CURDIR)/$(WASMTIME_ENV)/bin:$$PATH" $(WASMER_ENV)/bin/python tools/conformance.py --engine wasmer --engine wasmtime
+	-PATH="$(CURDIR)/$(WASMTIME_ENV)/bin:$$PATH" ASYNCWASM_ENGINE=wasmer ASYNCWASM_TEST_ENGINES=wasmer \
+	  $(WASMER_ENV)/bin/python -m pytest tests/jsapi -q -m "not limits" --junit-xml=.cache/jsapi-wasmer.xml
+	-ASYNCWASM_ENGINE=wasmtime ASYNCWASM_TEST_ENGINES=wasmtime \
+	  $(WASMTIME_ENV)/bin/python -m pytest tests/jsapi -q --junit-xml=.cache/jsapi-wasmtime.xml
+	$(WASMTIME_ENV)/bin/python tools/jsapi_report.py table --docs docs/conformance.md \
+	  wasmer=.cache/jsapi-wasmer.xml wasmtime=.cache/jsapi-wasmtime.xml
 
 clean:
 	rm -rf .venvs .cache build dist

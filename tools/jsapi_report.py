@@ -314,6 +314,68 @@ def report(junit_files: list[str]) -> int:
     return 0
 
 
+def _jsapi_outcomes(junit: str) -> Counter[str]:
+    """Outcomes of the tests/jsapi cases in one JUnit file."""
+    outcome: Counter[str] = Counter()
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        if "jsapi" not in case.get("classname", ""):
+            continue
+        kinds = {child.tag for child in case}
+        if "failure" in kinds or "error" in kinds:
+            outcome["failed"] += 1
+        elif "skipped" in kinds:
+            skipped = case.find("skipped")
+            msg = skipped.get("type", "") if skipped is not None else ""
+            outcome["expected-failing" if "xfail" in msg else "skipped"] += 1
+        else:
+            outcome["passed"] += 1
+    return outcome
+
+
+def table(runs: list[str], docs: Path | None) -> int:
+    """The JS API suite's table, one row per ``ENGINE=JUNIT`` run; appended to ``docs``."""
+    manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    entries = manifest["subtests"]
+    not_applicable = sum(1 for e in entries if e["status"] == "not_applicable")
+    counts = Counter(e["status"] for e in entries)
+    lines = [
+        "",
+        "## WebAssembly JS API tests (`tests/jsapi`, ported from `test/js-api`)",
+        "",
+        f"{len(entries)} upstream subtests: {counts['ported']} ported, {counts['adapted']} "
+        f"adapted, {not_applicable} not applicable to Python (reasons in "
+        "`tests/jsapi/manifest.json`). Counts below are pytest test cases (a subtest can expand "
+        "into several). Expected-failing: an engine limitation named in the manifest. On wasmer "
+        "the JS limit tests (marker `limits`) are not run: its compiler kills the process on "
+        "some of those modules.",
+        "",
+        "| engine | test cases | passed | failed | expected-failing | pass rate (applicable) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    finals = []
+    status = 0
+    for run in runs:
+        engine, _, junit = run.partition("=")
+        c = _jsapi_outcomes(junit)
+        ran = c["passed"] + c["failed"] + c["expected-failing"]
+        rate = 100.0 * c["passed"] / ran if ran else 0.0
+        lines.append(
+            f"| {engine} | {ran} | {c['passed']} | {c['failed']} | {c['expected-failing']} "
+            f"| {rate:.2f}% |"
+        )
+        finals.append(
+            f"- {engine} jsapi: {c['passed']} passed, {c['failed']} failed, "
+            f"{c['expected-failing']} expected-failing; {rate:.2f}% of applicable pass"
+        )
+        status |= 1 if c["failed"] or not ran else 0
+    text = "\n".join([*lines, "", *finals, ""])
+    print(text)
+    if docs is not None:
+        with docs.open("a", encoding="utf-8") as f:
+            f.write(text)
+    return status
+
+
 def mark_xfail(record: Path, only_not_supported: bool) -> int:
     """Add ``xfail = {engine: reason}`` to the manifest for failures recorded by the test run
     (``JSAPI_RECORD=file pytest tests/jsapi``) that are engine limitations, i.e. raised
@@ -352,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     p_xfail.add_argument("record", type=Path)
     p_report = sub.add_parser("report")
     p_report.add_argument("junit", nargs="*")
+    p_table = sub.add_parser("table")
+    p_table.add_argument("runs", nargs="+", metavar="ENGINE=JUNIT")
+    p_table.add_argument("--docs", type=Path)
     args = parser.parse_args(argv)
     if args.command == "names":
         text = json.dumps(upstream_names(args.spec), indent=1)
@@ -364,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         return sync(args.spec, args.commit)
     if args.command == "xfail":
         return mark_xfail(args.record, only_not_supported=True)
+    if args.command == "table":
+        return table(args.runs, args.docs)
     return report(args.junit)
 
 
