@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from ctypes import POINTER, byref
 from importlib import metadata
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 import wasmtime
 from wasmtime import _ffi as ffi  # private bindings of the C API
@@ -363,6 +363,18 @@ def _same_store(store: _Store, handle: object, what: str) -> None:
         raise TypeError(f"expected a wasmtime {what} handle, got {type(handle).__name__}")
     if handle.store is not store:
         raise exc.LinkError(f"the {what} belongs to another store")
+
+
+_H = TypeVar("_H", bound="_Handle")
+
+
+def _checked(store: object, handle: object, cls: type[_H], what: str) -> tuple[_Store, _H]:
+    """The store and ``handle`` as a ``cls``, refusing a handle of another kind or store."""
+    s = _store_of(store)
+    if not isinstance(handle, cls):
+        raise TypeError(f"expected a wasmtime {what} handle")
+    _same_store(s, handle, what)
+    return s, handle
 
 
 # -- value types --------------------------------------------------------------------------------
@@ -815,10 +827,7 @@ class WasmtimeEngine(Engine):
     def call(
         self, store: object, func: Any, type: FuncType, args: Sequence[EngineValue]
     ) -> tuple[EngineValue, ...]:
-        s = _store_of(store)
-        if not isinstance(func, _Func):
-            raise TypeError("expected a wasmtime function handle")
-        _same_store(s, func, "function")
+        s, func = _checked(store, func, _Func, "function")
         _check_types(type.params + type.results, "calls")
         nparams, nresults = len(type.params), len(type.results)
         if len(args) != nparams:
@@ -862,10 +871,7 @@ class WasmtimeEngine(Engine):
         funcref), so no function of the store can have such a type. Kinds are still mapped
         defensively: anything unexpected gives ``None`` ("can't tell").
         """
-        s = _store_of(store)
-        if not isinstance(func, _Func):
-            raise TypeError("expected a wasmtime function handle")
-        _same_store(s, func, "function")
+        s, func = _checked(store, func, _Func, "function")
         with s.lock:
             functype = ffi.wasmtime_func_type(s.ctx, byref(func.raw))
         try:
@@ -904,22 +910,15 @@ class WasmtimeEngine(Engine):
                 _check_error(ffi.wasmtime_memory_new(s.ctx, mtype.ptr(), byref(raw)))
             return _Memory(s, raw)
 
-    def _memory(self, store: object, memory: object) -> tuple[_Store, _Memory]:
-        s = _store_of(store)
-        if not isinstance(memory, _Memory):
-            raise TypeError("expected a wasmtime memory handle")
-        _same_store(s, memory, "memory")
-        return s, memory
-
     def memory_pages(self, store: object, memory: Any) -> int:
-        s, m = self._memory(store, memory)
+        s, m = _checked(store, memory, _Memory, "memory")
         if m.shared is not None:
             return int(ffi.wasmtime_sharedmemory_size(m.shared.ptr))
         with s.lock:
             return int(ffi.wasmtime_memory_size(s.ctx, byref(m.raw)))
 
     def memory_grow(self, store: object, memory: Any, delta: int) -> int:
-        s, m = self._memory(store, memory)
+        s, m = _checked(store, memory, _Memory, "memory")
         if delta < 0 or delta >= 1 << 64:
             raise exc.RangeError(f"bad memory growth {delta}")
         prev = ctypes.c_uint64()
@@ -932,7 +931,7 @@ class WasmtimeEngine(Engine):
         return int(prev.value)
 
     def memory_view(self, store: object, memory: Any) -> memoryview:
-        s, m = self._memory(store, memory)
+        s, m = _checked(store, memory, _Memory, "memory")
         owner: object
         if m.shared is not None:
             ptr = ffi.wasmtime_sharedmemory_data(m.shared.ptr)
@@ -981,20 +980,13 @@ class WasmtimeEngine(Engine):
             ffi.wasm_tabletype_delete(ttype)
         return _Table(s, raw, type)
 
-    def _table(self, store: object, table: object) -> tuple[_Store, _Table]:
-        s = _store_of(store)
-        if not isinstance(table, _Table):
-            raise TypeError("expected a wasmtime table handle")
-        _same_store(s, table, "table")
-        return s, table
-
     def table_size(self, store: object, table: Any) -> int:
-        s, t = self._table(store, table)
+        s, t = _checked(store, table, _Table, "table")
         with s.lock:
             return int(ffi.wasmtime_table_size(s.ctx, byref(t.raw)))
 
     def table_get(self, store: object, table: Any, index: int) -> EngineValue:
-        s, t = self._table(store, table)
+        s, t = _checked(store, table, _Table, "table")
         if not 0 <= index < 1 << 64:
             raise exc.RangeError(f"table index {index} out of range")
         value = ffi.wasmtime_val_t()
@@ -1027,7 +1019,7 @@ class WasmtimeEngine(Engine):
         return t.element or "anyfunc"
 
     def table_set(self, store: object, table: Any, index: int, value: EngineValue) -> None:
-        s, t = self._table(store, table)
+        s, t = _checked(store, table, _Table, "table")
         if not 0 <= index < 1 << 64:
             raise exc.RangeError(f"table index {index} out of range")
         raw = ffi.wasmtime_val_t()
@@ -1040,7 +1032,7 @@ class WasmtimeEngine(Engine):
                 _unroot(raw)
 
     def table_grow(self, store: object, table: Any, delta: int, init: EngineValue) -> int:
-        s, t = self._table(store, table)
+        s, t = _checked(store, table, _Table, "table")
         if not 0 <= delta < 1 << 64:
             raise exc.RangeError(f"bad table growth {delta}")
         prev = ctypes.c_uint64()
@@ -1087,15 +1079,8 @@ class WasmtimeEngine(Engine):
             ffi.wasm_globaltype_delete(gtype)
         return _Global(s, raw, type)
 
-    def _global(self, store: object, glob: object) -> tuple[_Store, _Global]:
-        s = _store_of(store)
-        if not isinstance(glob, _Global):
-            raise TypeError("expected a wasmtime global handle")
-        _same_store(s, glob, "global")
-        return s, glob
-
     def global_get(self, store: object, glob: Any) -> EngineValue:
-        s, g = self._global(store, glob)
+        s, g = _checked(store, glob, _Global, "global")
         val = ffi.wasmtime_val_t()
         with s.lock:
             ffi.wasmtime_global_get(s.ctx, byref(g.raw), byref(val))
@@ -1105,7 +1090,7 @@ class WasmtimeEngine(Engine):
                 _unroot(val)
 
     def global_set(self, store: object, glob: Any, value: EngineValue) -> None:
-        s, g = self._global(store, glob)
+        s, g = _checked(store, glob, _Global, "global")
         if g.type is not None:
             vtype = g.type.value
         else:
