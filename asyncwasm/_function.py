@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ._engines import UncaughtWasmException
+from ._object import StoreObject
 from ._types import NUMBER_TYPES, REFERENCE_TYPES, FuncType
 from ._values import check_boundary_types, from_engine_value, to_engine_value
 
@@ -34,7 +35,7 @@ def note_module_types(cell: StoreCell, types: Iterable[object]) -> None:
             return
 
 
-class Function:
+class Function(StoreObject[FuncType | None]):
     """An exported WebAssembly function (JS "Exported Function").
 
     Call it like any Python function. It checks the argument count (``TypeError`` for too few
@@ -45,26 +46,10 @@ class Function:
     ``asyncwasm.Exception``.
     """
 
-    __slots__ = ("__weakref__", "_cell", "_handle", "_runtime", "_type")
-
-    _runtime: Runtime
-    _cell: StoreCell
-    _handle: Any
-    _type: FuncType | None
+    __slots__ = ()
 
     def __init__(self) -> None:
         raise TypeError("Function objects come from instance exports; they can't be constructed")
-
-    @classmethod
-    def _from_handle(
-        cls, runtime: Runtime, cell: StoreCell, handle: Any, type: FuncType | None
-    ) -> Function:
-        fn = cls.__new__(cls)
-        fn._runtime = runtime
-        fn._cell = cell
-        fn._handle = handle
-        fn._type = type
-        return fn
 
     @property
     def type(self) -> FuncType:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from ._args import MISSING, descriptor_field
-from ._runtime import Runtime, StoreCell, get_default_runtime
+from ._object import StoreObject
+from ._runtime import Runtime, get_default_runtime
 from ._types import GlobalType, canonical_value_type
 from ._values import default_value, from_engine_value, to_engine_value
 
 __all__ = ["Global"]
 
 
-class Global:
+class Global(StoreObject[GlobalType]):
     """A global: ``Global("i32", 42, mutable=True)`` or
     ``Global({"value": "i32", "mutable": True}, 42)``.
 
@@ -21,12 +21,7 @@ class Global:
     ``TypeError``). Without a value, a global holds its type's default (0, 0.0 or ``None``).
     """
 
-    __slots__ = ("__weakref__", "_cell", "_handle", "_runtime", "_type")
-
-    _runtime: Runtime
-    _cell: StoreCell
-    _handle: Any
-    _type: GlobalType
+    __slots__ = ()
 
     def __init__(
         self,
@@ -52,19 +47,6 @@ class Global:
         cell = rt._store()
         self._init(rt, cell, rt._engine.global_new(cell.handle, gtype, engine_value), gtype)
 
-    def _init(self, runtime: Runtime, cell: StoreCell, handle: Any, gtype: GlobalType) -> None:
-        self._runtime = runtime
-        self._cell = cell
-        self._handle = handle
-        self._type = gtype
-
-    @classmethod
-    def _from_handle(
-        cls, runtime: Runtime, cell: StoreCell, handle: Any, gtype: GlobalType
-    ) -> Global:
-        glob = cls.__new__(cls)
-        glob._init(runtime, cell, handle, gtype)
-        return glob
 
     @property
     def type(self) -> GlobalType:

@@ -7,13 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._args import MISSING, check_limits, descriptor_field, enforce_range
+from ._object import StoreObject
 from ._runtime import Runtime, StoreCell, get_default_runtime
 from ._types import MAX_PAGES, Limits, MemoryType
 
 __all__ = ["Memory"]
 
 
-class Memory:
+class Memory(StoreObject[MemoryType]):
     """A linear memory: ``Memory(initial, maximum=None, *, shared=False)`` or
     ``Memory({"initial": 1, "maximum": 2})``. Sizes are in 64 KiB pages.
 
@@ -23,12 +24,7 @@ class Memory:
     is alive, so no view, nor any slice of one, can reach memory the engine freed or moved.
     """
 
-    __slots__ = ("__weakref__", "_cell", "_handle", "_runtime", "_type", "_view")
-
-    _runtime: Runtime
-    _cell: StoreCell
-    _handle: Any
-    _type: MemoryType
+    __slots__ = ("_view",)
     _view: memoryview | None
 
     def __init__(
@@ -72,19 +68,8 @@ class Memory:
         self._init(rt, cell, rt._engine.memory_new(cell.handle, mtype), mtype)
 
     def _init(self, runtime: Runtime, cell: StoreCell, handle: Any, mtype: MemoryType) -> None:
-        self._runtime = runtime
-        self._cell = cell
-        self._handle = handle
-        self._type = mtype
+        super()._init(runtime, cell, handle, mtype)
         self._view = None
-
-    @classmethod
-    def _from_handle(
-        cls, runtime: Runtime, cell: StoreCell, handle: Any, mtype: MemoryType
-    ) -> Memory:
-        memory = cls.__new__(cls)
-        memory._init(runtime, cell, handle, mtype)
-        return memory
 
     @property
     def type(self) -> MemoryType:

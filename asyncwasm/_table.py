@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from ._args import MISSING, check_limits, descriptor_field, enforce_range
 from ._exceptions import RangeError
-from ._runtime import Runtime, StoreCell, get_default_runtime
+from ._object import StoreObject
+from ._runtime import Runtime, get_default_runtime
 from ._types import MAX_TABLE_LENGTH, REFERENCE_TYPES, Limits, TableType, canonical_value_type
 from ._values import default_value, from_engine_value, to_engine_value
 
@@ -23,7 +23,7 @@ def _element_type(element: object) -> str:
     return elem
 
 
-class Table:
+class Table(StoreObject[TableType]):
     """A table: ``Table("anyfunc", initial, maximum=None, value=None)`` or
     ``Table({"element": "externref", "initial": 1}, value)``.
 
@@ -33,12 +33,7 @@ class Table:
     ``length`` still works on exported tables.
     """
 
-    __slots__ = ("__weakref__", "_cell", "_handle", "_runtime", "_type")
-
-    _runtime: Runtime
-    _cell: StoreCell
-    _handle: Any
-    _type: TableType
+    __slots__ = ()
 
     def __init__(
         self,
@@ -86,19 +81,6 @@ class Table:
         cell = rt._store()
         self._init(rt, cell, rt._engine.table_new(cell.handle, ttype, fill), ttype)
 
-    def _init(self, runtime: Runtime, cell: StoreCell, handle: Any, ttype: TableType) -> None:
-        self._runtime = runtime
-        self._cell = cell
-        self._handle = handle
-        self._type = ttype
-
-    @classmethod
-    def _from_handle(
-        cls, runtime: Runtime, cell: StoreCell, handle: Any, ttype: TableType
-    ) -> Table:
-        table = cls.__new__(cls)
-        table._init(runtime, cell, handle, ttype)
-        return table
 
     @property
     def type(self) -> TableType:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import builtins
 import traceback
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._args import MISSING, descriptor_field, enforce_range
 from ._engines import UncaughtWasmException
 from ._engines._base import EXCEPTION_MARKER
 from ._exceptions import RangeError
+from ._object import StoreObject
 from ._runtime import Runtime, StoreCell, get_default_runtime
 from ._types import TagType, canonical_value_type
 from ._values import from_engine_value, to_engine_value
@@ -22,18 +23,13 @@ if TYPE_CHECKING:
 __all__ = ["Exception", "Tag", "exception_from_engine"]
 
 
-class Tag:
+class Tag(StoreObject[TagType | None]):
     """An exception tag: ``Tag(["i32", "f64"])`` or ``Tag({"parameters": ["i32"]})``.
 
     ``NotSupportedError`` on an engine without exception handling (wasmer).
     """
 
-    __slots__ = ("__weakref__", "_cell", "_handle", "_runtime", "_type")
-
-    _runtime: Runtime
-    _cell: StoreCell
-    _handle: Any
-    _type: TagType | None
+    __slots__ = ()
 
     def __init__(self, parameters: object, *, runtime: Runtime | None = None) -> None:
         if isinstance(parameters, Mapping):
@@ -52,19 +48,6 @@ class Tag:
         # Register it, so that an exception wasm throws with this tag carries this very object.
         rt._tags.setdefault(rt._engine.tag_key(handle), self)
 
-    def _init(self, runtime: Runtime, cell: StoreCell, handle: Any, ttype: TagType | None) -> None:
-        self._runtime = runtime
-        self._cell = cell
-        self._handle = handle
-        self._type = ttype
-
-    @classmethod
-    def _from_handle(
-        cls, runtime: Runtime, cell: StoreCell, handle: Any, ttype: TagType | None
-    ) -> Tag:
-        tag = cls.__new__(cls)
-        tag._init(runtime, cell, handle, ttype)
-        return tag
 
     @property
     def type(self) -> TagType | None:
