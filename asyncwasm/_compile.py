@@ -44,8 +44,8 @@ import anyio.to_thread
 
 from ._binary import ModuleInfo
 from ._cache import CorruptEntry
-from ._exceptions import CompileError
-from ._pool import WorkerDied, _Worker
+from ._exceptions import CompileError, RuntimeClosedError
+from ._pool import PoolClosedError, WorkerDied, _Worker
 from ._source import check_magic
 
 if TYPE_CHECKING:
@@ -221,6 +221,8 @@ def _unwrap(flight: _Flight) -> Compiled:
     outcome = flight.outcome
     if isinstance(outcome, Compiled):
         return outcome
+    if isinstance(outcome, PoolClosedError):
+        raise RuntimeClosedError(str(outcome)) from outcome
     if isinstance(outcome, WorkerDied):
         raise CompileError(f"the compiler process was killed: {outcome}") from outcome
     assert isinstance(outcome, BaseException)

@@ -30,11 +30,14 @@ __all__ = ["Exports", "Instance"]
 _PUBLIC_CLASS = {"memory": Memory, "table": Table, "global": Global, "tag": Tag}
 
 
-class Exports(Mapping[str, Any]):
+class Exports(Mapping[str, object]):
     """An instance's exports: a read-only mapping in export order, with attribute access.
 
     ``exports["f"]`` and ``exports.f`` give the same object every time. Assigning or deleting
-    raises ``TypeError``.
+    raises ``TypeError``. Typing: item access gives ``object`` (narrow it with ``isinstance``);
+    attribute access gives ``Any``, because what ``exports.add`` is depends on the module, which
+    no type checker sees: ``exports.add(1, 2)`` and ``exports.memory.buffer`` type-check as
+    written.
     """
 
     __slots__ = ("_items",)
@@ -53,7 +56,7 @@ class Exports(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._items)
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:
         try:
             return self._items[name]
         except KeyError:

@@ -13,7 +13,7 @@ the runtime's ``ProcessPool``); concurrent compiles of the same bytes share one 
 size-bounded in-memory cache and an opt-in on-disk cache make repeated compiles near-free.
 
 Lifecycle: ``async with Runtime(...) as rt:`` (or ``await rt.aclose()``, or ``rt.close()``)
-stops the runtime's worker processes; afterwards ``compile`` raises ``RuntimeError`` (Python's),
+stops the runtime's worker processes; afterwards ``compile`` raises ``RuntimeClosedError``,
 while the modules and instances already made keep working. A runtime that is never closed has
 its workers stopped when it is garbage-collected or, at the latest, at interpreter exit: the
 default runtime behind the module-level functions relies on that.
@@ -35,7 +35,7 @@ import anyio.to_thread
 
 from ._cache import CacheInfo, DiskCache, MemoryCache
 from ._engines import Engine, EngineFeatures, available_engines, get_engine
-from ._exceptions import PythonRuntimeError
+from ._exceptions import RuntimeClosedError
 from ._pool import ProcessPool
 from ._source import copy_buffer_source
 from ._types import FuncType, TagType
@@ -207,7 +207,7 @@ class Runtime:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise PythonRuntimeError("this asyncwasm.Runtime is closed")
+            raise RuntimeClosedError("this asyncwasm.Runtime is closed")
 
     # -- the compile service's internals (see _compile) ---------------------------------------
     def _count(self, what: str, delta: int = 1) -> None:
@@ -343,9 +343,7 @@ class Runtime:
         """Like ``asyncwasm.compile_streaming``, with this runtime's engine."""
         from ._streaming import compile_streaming
 
-        return await compile_streaming(
-            self, source, max_bytes=max_bytes, on_progress=on_progress
-        )
+        return await compile_streaming(self, source, max_bytes=max_bytes, on_progress=on_progress)
 
     async def instantiate_streaming(
         self,

@@ -72,6 +72,7 @@ from .._exceptions import (
     NotSupportedError,
     RangeError,
     RuntimeError,
+    TrapKind,
     WebAssemblyError,
     shorten,
 )
@@ -110,7 +111,7 @@ _VALUE_CTORS: Final = {
 _REF_TYPE_CODES: Final = frozenset({int(wasmer.Type.EXTERN_REF), int(wasmer.Type.FUNC_REF)})
 
 # Trap kinds by message fragment, checked in order against the first line of a wasmer trap.
-_TRAP_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
+_TRAP_PATTERNS: Final[tuple[tuple[str, TrapKind], ...]] = (
     ("call stack exhausted", "stack_overflow"),
     ("stack overflow", "stack_overflow"),
     ("out of bounds table access", "out_of_bounds_table_access"),
@@ -136,7 +137,7 @@ def _first_line(message: str) -> str:
     return message[:end] if end >= 0 else message[:4096]
 
 
-def trap_kind(message: str) -> str:
+def trap_kind(message: str) -> TrapKind:
     """The asyncwasm trap kind of a wasmer trap message (``"unknown"`` if unrecognised)."""
     head = _first_line(message).lower()
     for fragment, kind in _TRAP_PATTERNS:

@@ -73,7 +73,7 @@ _E_MEMORY: Final = 3
 _E_SHAREDMEMORY: Final = 4
 _E_TAG: Final = 5
 
-_TRAP_KINDS: Final = {
+_TRAP_KINDS: Final[dict[str, exc.TrapKind]] = {
     "UNREACHABLE": "unreachable",
     "INTEGER_DIVISION_BY_ZERO": "integer_divide_by_zero",
     "INTEGER_OVERFLOW": "integer_overflow",
@@ -142,7 +142,7 @@ def _make_config() -> wasmtime.Config:
 # -- exception mapping ----------------------------------------------------------------------------
 
 
-def _trap_kind(trap: wasmtime.Trap) -> str:
+def _trap_kind(trap: wasmtime.Trap) -> exc.TrapKind:
     try:
         code = trap.trap_code
     except Exception:  # an unknown code value (newer library): don't fail the mapping
