@@ -38,10 +38,10 @@ from ._exceptions import (
 )
 from ._function import Function
 from ._global import Global
-from ._instance import Exports, Instance
+from ._instance import Exports, Instance, InstantiatedSource
 from ._memory import Memory
 from ._module import Module, ModuleExportDescriptor, ModuleImportDescriptor
-from ._runtime import InstantiatedSource, Runtime
+from ._runtime import Runtime
 from ._table import Table
 from ._tag import Exception as Exception
 from ._tag import Tag

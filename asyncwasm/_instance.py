@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, NoReturn
 
-from ._binary import ImportInfo
+from ._binary import ExportInfo, ImportInfo
+from ._context import StoreCell, StoreContext, StoreObject, context_of, handle_of
+from ._engines._base import ExternHandle, FuncHandle, InstanceHandle, TagHandle
 from ._exceptions import LinkError, RangeError
-from ._function import Function, host_function_handle, note_module_types
+from ._function import Function, host_function_handle
 from ._global import Global
 from ._memory import Memory
-from ._module import Module, _check_module
-from ._runtime import Runtime, StoreCell
+from ._module import Module, ModuleParts, parts_of
 from ._table import Table
 from ._tag import Tag
 from ._types import (
@@ -19,15 +20,18 @@ from ._types import (
     NUMBER_TYPES,
     FuncType,
     GlobalType,
-    MemoryType,
-    TableType,
     TagType,
 )
 from ._values import to_engine_value
 
-__all__ = ["Exports", "Instance"]
+__all__ = ["Exports", "Instance", "InstantiatedSource"]
 
-_PUBLIC_CLASS = {"memory": Memory, "table": Table, "global": Global, "tag": Tag}
+_PUBLIC_CLASS: dict[str, type[StoreObject[Any]]] = {
+    "memory": Memory,
+    "table": Table,
+    "global": Global,
+    "tag": Tag,
+}
 
 
 class Exports(Mapping[str, object]):
@@ -95,18 +99,19 @@ class Instance:
 
     _module: Module
     _cell: StoreCell
-    _handle: Any
+    _handle: InstanceHandle
     _exports: Exports
     _imports_kept: tuple[object, ...]
 
     def __init__(self, module: Module, imports: object = None) -> None:
-        _check_module(module)
-        rt = module._runtime
-        cell = module._store_cell if module._store_cell is not None else rt._store()
-        handles, kept = _resolve_imports(module, imports, cell)
-        _check_table_sizes(module)
-        note_module_types(cell, module._info.types)
-        handle = rt._engine.instantiate(cell.handle, module._handle, handles)
+        parts = parts_of(module)
+        context = parts.context
+        engine = context.engine
+        cell = parts.cell if parts.cell is not None else context.store()
+        handles, kept = _resolve_imports(parts, imports, cell)
+        _check_table_sizes(parts)
+        engine.note_declared_types(cell.handle, parts.info.types)
+        handle = engine.instantiate(cell.handle, parts.handle, handles)
         self._module = module
         self._cell = cell
         self._handle = handle
@@ -114,7 +119,7 @@ class Instance:
         # collected import is a use-after-free).
         self._imports_kept = kept
         self._exports = _build_exports(
-            module, cell, rt._engine.instance_exports(cell.handle, handle), kept
+            parts, cell, engine.instance_exports(cell.handle, handle), kept
         )
 
     @property
@@ -130,10 +135,17 @@ class Instance:
         return f"<asyncwasm.Instance exports={list(self._exports)}>"
 
 
-def _check_table_sizes(module: Module) -> None:
+class InstantiatedSource(NamedTuple):
+    """What ``instantiate(bytes, imports)`` gives: the compiled module and its instance."""
+
+    module: Module
+    instance: Instance
+
+
+def _check_table_sizes(parts: ModuleParts) -> None:
     """JS: instantiating a module that defines a table longer than the embedder limit is a
     RangeError (compiling it is fine)."""
-    info = module._info
+    info = parts.info
     imported = sum(1 for imp in info.imports if imp.kind == "table")
     for index, table in enumerate(info.tables[imported:], start=imported):
         if table.limits.minimum > MAX_TABLE_LENGTH:
@@ -148,23 +160,23 @@ def _link_error(imp: ImportInfo, message: str) -> LinkError:
 
 
 def _resolve_imports(
-    module: Module, imports: object, cell: StoreCell
-) -> tuple[list[Any], tuple[object, ...]]:
+    parts: ModuleParts, imports: object, cell: StoreCell
+) -> tuple[list[ExternHandle], tuple[object, ...]]:
     """Look every import up once, in module order; returns engine handles and the objects to
     keep alive."""
-    infos = module._info.imports
+    infos = parts.info.imports
     if imports is None:
         if infos:
             raise TypeError("this module has imports: pass an import object")
         return [], ()
     if not isinstance(imports, Mapping):
         raise TypeError(f"the import object must be a mapping, not {type(imports).__name__}")
-    rt = module._runtime
-    handles: list[Any] = []
+    context = parts.context
+    handles: list[ExternHandle] = []
     kept: list[object] = []
     # One host function per (callable, type): a module may import one name twice, and an engine
     # given two different functions for one name refuses to link (wasmer).
-    host_functions: dict[tuple[int, FuncType], Any] = {}
+    host_functions: dict[tuple[int, FuncType], FuncHandle] = {}
     for imp in infos:
         try:
             namespace = imports[imp.module]
@@ -178,58 +190,59 @@ def _resolve_imports(
             value = namespace[imp.name]
         except KeyError:
             raise _link_error(imp, "missing from the import object") from None
-        handle, keep = _resolve_one(rt, cell, imp, value, host_functions)
+        handle, keep = _resolve_one(context, cell, imp, value, host_functions)
         handles.append(handle)
         kept.append(keep)
     return handles, tuple(kept)
 
 
-def _same_runtime(rt: Runtime, imp: ImportInfo, obj: Any) -> None:
-    # An object made with ``cls.__new__`` and never initialised (JS: ``Object.create(
-    # WebAssembly.Global.prototype)``) is not a real one: LinkError, not AttributeError.
-    if not hasattr(obj, "_handle"):
-        raise _link_error(imp, f"the {type(obj).__name__} object was never initialised")
-    if obj._runtime is not rt:
+def _import_handle(context: StoreContext, imp: ImportInfo, obj: StoreObject[Any]) -> ExternHandle:
+    """The engine handle of an asyncwasm object given for ``imp``, refusing one of another
+    runtime."""
+    try:
+        handle = handle_of(obj, ExternHandle)
+    except TypeError as error:
+        # Made with ``cls.__new__`` and never initialised (JS: ``Object.create(
+        # WebAssembly.Global.prototype)``): not a real one, so LinkError, not AttributeError.
+        raise _link_error(imp, str(error)) from None
+    if context_of(obj) is not context:
         raise _link_error(imp, "the object belongs to another asyncwasm.Runtime")
+    return handle
 
 
 def _resolve_one(
-    rt: Runtime,
+    context: StoreContext,
     cell: StoreCell,
     imp: ImportInfo,
     value: object,
-    host_functions: dict[tuple[int, FuncType], Any],
-) -> tuple[Any, object]:
+    host_functions: dict[tuple[int, FuncType], FuncHandle],
+) -> tuple[ExternHandle, object]:
     t = imp.type
     if isinstance(t, FuncType):
         if isinstance(value, Function):
-            _same_runtime(rt, imp, value)
-            return value._handle, value
+            return _import_handle(context, imp, value), value
         if not callable(value):
             raise _link_error(imp, f"expected a callable, got {type(value).__name__}")
         fn: Callable[..., object] = value
         key = (id(fn), t)  # fn stays alive in ``kept`` while the cache is in use
         if key not in host_functions:
-            host_functions[key] = host_function_handle(rt, cell, fn, t)
+            host_functions[key] = host_function_handle(context, cell, fn, t)
         return host_functions[key], value
     if isinstance(t, GlobalType):
         if isinstance(value, Global):
-            _same_runtime(rt, imp, value)
-            return value._handle, value
-        return _global_from_value(rt, cell, imp, t, value)
+            return _import_handle(context, imp, value), value
+        return _global_from_value(context, cell, imp, t, value)
     expected = _PUBLIC_CLASS[imp.kind]
     if not isinstance(value, expected):
         raise _link_error(
             imp, f"expected an asyncwasm.{expected.__name__}, got {type(value).__name__}"
         )
-    _same_runtime(rt, imp, value)
-    handle: Any = value._handle  # type: ignore[attr-defined]
-    return handle, value
+    return _import_handle(context, imp, value), value
 
 
 def _global_from_value(
-    rt: Runtime, cell: StoreCell, imp: ImportInfo, t: GlobalType, value: object
-) -> tuple[Any, object]:
+    context: StoreContext, cell: StoreCell, imp: ImportInfo, t: GlobalType, value: object
+) -> tuple[ExternHandle, object]:
     """A plain value for a global import: allowed for immutable globals, as in JS."""
     if t.mutable:
         raise _link_error(imp, "a mutable global must be imported as an asyncwasm.Global")
@@ -243,17 +256,15 @@ def _global_from_value(
             )
     elif vt == "v128":
         raise _link_error(imp, "a v128 global must be imported as an asyncwasm.Global")
-    glob = Global._from_handle(
-        rt, cell, rt._engine.global_new(cell.handle, t, to_engine_value(value, vt, rt)), t
-    )
-    return glob._handle, glob
+    handle = context.engine.global_new(cell.handle, t, to_engine_value(value, vt, context))
+    return handle, Global._from_handle(context, cell, handle, t)
 
 
 def _build_exports(
-    module: Module, cell: StoreCell, handles: list[Any], kept: tuple[object, ...]
+    parts: ModuleParts, cell: StoreCell, handles: list[ExternHandle], kept: tuple[object, ...]
 ) -> Exports:
-    rt = module._runtime
-    info = module._info
+    context = parts.context
+    info = parts.info
     # An export of an imported entity is the very object that was imported (JS identity).
     imported: dict[str, list[object]] = {}
     for imp, obj in zip(info.imports, kept, strict=True):
@@ -270,20 +281,19 @@ def _build_exports(
                 items[export.name] = obj
                 continue
         if isinstance(t, FuncType):
-            items[export.name] = rt._function_for_handle(handle, cell, t)
-        elif isinstance(t, MemoryType):
-            items[export.name] = Memory._from_handle(rt, cell, handle, t)
-        elif isinstance(t, TableType):
-            items[export.name] = Table._from_handle(rt, cell, handle, t)
-        elif isinstance(t, GlobalType):
-            items[export.name] = Global._from_handle(rt, cell, handle, t)
+            assert isinstance(handle, FuncHandle)
+            items[export.name] = context.function_for_handle(handle, cell, t)
         elif isinstance(t, TagType):
-            items[export.name] = rt._tag_for_handle(handle, cell, t)
+            assert isinstance(handle, TagHandle)
+            items[export.name] = context.tag_for_handle(handle, cell, t)
+        else:
+            cls = _PUBLIC_CLASS[export.kind]
+            items[export.name] = cls._from_handle(context, cell, handle, t)
     # Several exports of one defined entity are one object too.
     return Exports(_dedupe_by_index(info.exports, items))
 
 
-def _dedupe_by_index(exports: Any, items: dict[str, object]) -> dict[str, object]:
+def _dedupe_by_index(exports: Sequence[ExportInfo], items: dict[str, object]) -> dict[str, object]:
     first: dict[tuple[str, int], object] = {}
     for export in exports:
         key = (export.kind, export.index)

@@ -13,7 +13,7 @@ from malformed_modules import INVALID_ONLY_FOR_ENGINE, MALFORMED, VALID
 import asyncwasm
 from asyncwasm import CompileError, Module
 from asyncwasm._binary import decode_module
-from asyncwasm._module import _lacking_feature
+from asyncwasm._decode import lacking_feature as _lacking_feature
 from asyncwasm._types import FuncType, GlobalType, Limits, MemoryType, TableType, TagType
 
 ADD = wat(
@@ -152,7 +152,9 @@ def test_source_is_copied_before_compiling(runtime: asyncwasm.Runtime) -> None:
 
 
 @pytest.mark.asyncio
-async def test_compile_and_instantiate_copy_the_source_when_called(runtime: asyncwasm.Runtime) -> None:
+async def test_compile_and_instantiate_copy_the_source_when_called(
+    runtime: asyncwasm.Runtime,
+) -> None:
     # As in JS: the bytes are taken at the call, not at the first await.
     buf = bytearray(ADD)
     compiling = asyncwasm.compile(buf)

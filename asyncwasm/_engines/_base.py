@@ -8,8 +8,8 @@ A ``BaseException`` from an engine (wasmer's ``PanicException``) never escapes e
 
 Handles
     Engine objects (modules, instances, functions, memories, tables, globals, tags) are passed
-    around as opaque handles: whatever the engine module returns, the public layer only hands it
-    back. The public layer never asks the engine for the *type* of a handle: types come from
+    around as opaque handles, instances of the marker classes below (``FuncHandle``, ...) that
+    each engine's own handle classes subclass: the public layer only hands them back. The public layer never asks the engine for the *type* of a handle: types come from
     asyncwasm's own binary decoder or from the type the object was created with, because on
     wasmtime merely reading some types (v128, exnref, GC refs) aborts the process.
 
@@ -37,21 +37,56 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, TypeAlias
+from typing import ClassVar, TypeAlias
 
 from .._types import FuncType, GlobalType, MemoryType, TableType, TagType
 
-# Opaque engine objects. They are ``Any`` on purpose: only the engine module that made one
-# looks inside it.
-StoreHandle: TypeAlias = Any
-ModuleHandle: TypeAlias = Any
-InstanceHandle: TypeAlias = Any
-FuncHandle: TypeAlias = Any
-MemoryHandle: TypeAlias = Any
-TableHandle: TypeAlias = Any
-GlobalHandle: TypeAlias = Any
-TagHandle: TypeAlias = Any
-ExternHandle: TypeAlias = Any
+
+class Handle:
+    """Base of every engine handle: an engine object only the engine module that made it looks
+    inside. Each engine's handle classes subclass the marker for their kind below, so that the
+    public layer is typed (a memory handle can't be passed where a function handle goes)."""
+
+    __slots__ = ()
+
+
+class StoreHandle(Handle):
+    __slots__ = ()
+
+
+class ModuleHandle(Handle):
+    __slots__ = ()
+
+
+class InstanceHandle(Handle):
+    __slots__ = ()
+
+
+class ExternHandle(Handle):
+    """What an instance exports and imports: a function, memory, table, global or tag."""
+
+    __slots__ = ()
+
+
+class FuncHandle(ExternHandle):
+    __slots__ = ()
+
+
+class MemoryHandle(ExternHandle):
+    __slots__ = ()
+
+
+class TableHandle(ExternHandle):
+    __slots__ = ()
+
+
+class GlobalHandle(ExternHandle):
+    __slots__ = ()
+
+
+class TagHandle(ExternHandle):
+    __slots__ = ()
+
 
 EngineValue: TypeAlias = object
 HostCallable: TypeAlias = Callable[..., Sequence[EngineValue]]
@@ -95,11 +130,24 @@ class UncaughtWasmException(Exception):
     payload: tuple[EngineValue, ...]
 
 
-EXCEPTION_MARKER = "_asyncwasm_exception_"
-"""A Python exception raised by a host function that has this attribute, a
-``(tag_handle, payload_values, tag_type_or_None)`` triple, is thrown into wasm as a wasm exception (catchable by
-``try_table``/``catch``); the engine must also let it out of the outer call as the same object
-when wasm does not catch it."""
+@dataclass(frozen=True, slots=True)
+class Thrown:
+    """A wasm exception as a host function throws it: its tag, payload (engine values) and the
+    tag's type (the engine can't read an exported tag's type safely, so it travels along;
+    ``None`` for a tag wasm never exported to us)."""
+
+    tag: TagHandle
+    payload: tuple[EngineValue, ...]
+    type: TagType | None
+
+
+class WasmThrowable(Exception):
+    """A Python exception that a host function raises to throw a wasm exception (``thrown``):
+    the engine throws it into wasm (catchable by ``try_table``/``catch``) and, when wasm does
+    not catch it, lets it out of the outer call as the very same object. ``asyncwasm.Exception``
+    is one."""
+
+    thrown: Thrown
 
 
 class Engine(abc.ABC):
@@ -198,6 +246,12 @@ class Engine(abc.ABC):
         """The type of a function the public layer has no decoded type for (a funcref that came
         out of a table or a call), or ``None`` when the engine can't say so safely (reading some
         types aborts wasmtime). Overridden where the engine can."""
+        return None
+
+    def note_declared_types(self, store: StoreHandle, types: Sequence[object]) -> None:
+        """Called before a module whose type section declares ``types`` (decoded by asyncwasm)
+        is instantiated in ``store``, so that an engine can keep ``func_type`` safe (wasmtime).
+        """
         return None
 
     # -- memories ----------------------------------------------------------------------------
