@@ -6,8 +6,23 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, NoReturn
 
 from ._binary import ExportInfo, ImportInfo
-from ._context import StoreCell, StoreContext, StoreObject, context_of, handle_of
-from ._engines._base import ExternHandle, FuncHandle, InstanceHandle, TagHandle
+from ._context import (
+    StoreCell,
+    StoreContext,
+    StoreObject,
+    cell_of,
+    context_of,
+    handle_of,
+    type_of,
+)
+from ._engines._base import (
+    ExternHandle,
+    FuncHandle,
+    InstanceHandle,
+    MemoryHandle,
+    TableHandle,
+    TagHandle,
+)
 from ._exceptions import LinkError, RangeError
 from ._function import Function, host_function_handle
 from ._global import Global
@@ -16,11 +31,17 @@ from ._module import Module, ModuleParts, parts_of
 from ._table import Table
 from ._tag import Tag
 from ._types import (
+    JS_VALUE_TYPES,
     MAX_TABLE_LENGTH,
     NUMBER_TYPES,
+    ExternType,
     FuncType,
     GlobalType,
+    Limits,
+    MemoryType,
+    TableType,
     TagType,
+    wasm_text,
 )
 from ._values import to_engine_value
 
@@ -207,7 +228,69 @@ def _import_handle(context: StoreContext, imp: ImportInfo, obj: StoreObject[Any]
         raise _link_error(imp, str(error)) from None
     if context_of(obj) is not context:
         raise _link_error(imp, "the object belongs to another asyncwasm.Runtime")
+    given = _given_type(context, obj, handle)
+    if given is not None and not _matches(given, imp.type):
+        raise _link_error(imp, f"expected {wasm_text(imp.type)}, got {wasm_text(given)}")
     return handle
+
+
+def _given_type(
+    context: StoreContext, obj: StoreObject[Any], handle: ExternHandle
+) -> ExternType | None:
+    """The type of an object given for an import as matching sees it (a memory's or table's
+    current size, not its initial one), or ``None`` when unknown (left to the engine)."""
+    t: object = type_of(obj)
+    store = cell_of(obj).handle
+    if isinstance(t, MemoryType) and isinstance(handle, MemoryHandle):
+        pages = context.engine.memory_pages(store, handle)
+        return MemoryType(Limits(pages, t.limits.maximum), t.shared, t.memory64, t.page_size_log2)
+    if isinstance(t, TableType) and isinstance(handle, TableHandle):
+        length = context.engine.table_size(store, handle)
+        return TableType(t.element, Limits(length, t.limits.maximum), t.table64)
+    if isinstance(t, (FuncType, GlobalType, TagType)):
+        return t
+    return None
+
+
+def _matches(given: ExternType, expected: ExternType) -> bool:
+    """Import matching (core spec, "Import Subtyping") for the types the JS API can name;
+    anything else is left to the engine (reference subtyping of GC types, ...)."""
+    if isinstance(given, MemoryType) and isinstance(expected, MemoryType):
+        return (
+            given.shared == expected.shared
+            and given.memory64 == expected.memory64
+            and given.page_size_log2 == expected.page_size_log2
+            and _limits_match(given.limits, expected.limits)
+        )
+    if isinstance(given, TableType) and isinstance(expected, TableType):
+        if not {given.element, expected.element} <= JS_VALUE_TYPES:
+            return True
+        return (
+            given.element == expected.element
+            and given.table64 == expected.table64
+            and _limits_match(given.limits, expected.limits)
+        )
+    if isinstance(given, (FuncType, GlobalType, TagType)) and type(given) is type(expected):
+        if not _plain(given) or not _plain(expected):
+            return True
+        return given == expected
+    return True
+
+
+def _limits_match(given: Limits, expected: Limits) -> bool:
+    if given.minimum < expected.minimum:
+        return False
+    if expected.maximum is None:
+        return True
+    return given.maximum is not None and given.maximum <= expected.maximum
+
+
+def _plain(t: FuncType | GlobalType | TagType) -> bool:
+    """Whether every value type of ``t`` is one the JS API names (there equality is matching)."""
+    if isinstance(t, GlobalType):
+        return t.value in JS_VALUE_TYPES
+    values = t.params + t.results if isinstance(t, FuncType) else t.params
+    return all(v in JS_VALUE_TYPES for v in values)
 
 
 def _resolve_one(
