@@ -55,7 +55,7 @@ from ._context import RuntimeBase, StoreCell, StoreContext
 from ._decode import check_size, decode_for_engine
 from ._engines._base import ModuleHandle
 from ._exceptions import CompileError, RuntimeClosedError
-from ._module import Module, ModuleParts
+from ._module import Module, ModuleParts, module_from_parts
 from ._pool import PoolClosedError, ProcessPool, WorkerDied
 
 if TYPE_CHECKING:
@@ -281,7 +281,7 @@ class _InThreads(_Strategy):
 
     def to_module(self, digest: bytes, compiled: Compiled) -> Module:
         assert compiled.handle is not None
-        return Module._from_parts(
+        return module_from_parts(
             ModuleParts(self.service.context, compiled.handle, compiled.info, None)
         )
 
@@ -335,7 +335,7 @@ class _InProcesses(_Strategy):
                 table.popitem(last=False)
         else:
             table.move_to_end(key)
-        return Module._from_parts(ModuleParts(context, handle, compiled.info, cell))
+        return module_from_parts(ModuleParts(context, handle, compiled.info, cell))
 
 
 # -- compile ------------------------------------------------------------------------------------

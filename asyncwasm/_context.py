@@ -35,6 +35,7 @@ __all__ = [
     "context_for",
     "context_of",
     "default_context",
+    "from_handle",
     "handle_of",
     "set_default_context",
 ]
@@ -122,7 +123,7 @@ class StoreContext:
         obj = table.get(key)
         if obj is None:
             cls = _CLASSES[kind]
-            obj = cls._from_handle(self, cell if cell is not None else self.store(), handle, type)
+            obj = from_handle(cls, self, cell if cell is not None else self.store(), handle, type)
             table[key] = obj
         elif obj._type is None and type is not None:
             obj._type = type  # first seen without a type (from a table), now exported with one
@@ -158,21 +159,21 @@ class StoreObject(Generic[T]):
         self._handle = handle
         self._type = type
 
-    @classmethod
-    def _from_handle(
-        cls: type[_S], context: StoreContext, cell: StoreCell, handle: ExternHandle, type: Any
-    ) -> _S:
-        """The object for an engine handle made elsewhere (an export, a table entry, ...)."""
-        obj = cls.__new__(cls)
-        obj._init(context, cell, handle, type)
-        return obj
-
 
 _CLASSES: dict[str, type[StoreObject[Any]]] = {}
 
 
 # -- reading objects from other modules -------------------------------------------------------
 # The JS API modules use these rather than each other's private attributes.
+
+
+def from_handle(
+    cls: type[_S], context: StoreContext, cell: StoreCell, handle: ExternHandle, type: Any
+) -> _S:
+    """The ``cls`` object for an engine handle made elsewhere (an export, a table entry, ...)."""
+    obj = cls.__new__(cls)
+    obj._init(context, cell, handle, type)
+    return obj
 
 
 def context_of(obj: StoreObject[Any]) -> StoreContext:

@@ -12,6 +12,7 @@ from ._context import (
     StoreObject,
     cell_of,
     context_of,
+    from_handle,
     handle_of,
     type_of,
 )
@@ -340,7 +341,7 @@ def _global_from_value(
     elif vt == "v128":
         raise _link_error(imp, "a v128 global must be imported as an asyncwasm.Global")
     handle = context.engine.global_new(cell.handle, t, to_engine_value(value, vt, context))
-    return handle, Global._from_handle(context, cell, handle, t)
+    return handle, from_handle(Global, context, cell, handle, t)
 
 
 def _build_exports(
@@ -371,7 +372,7 @@ def _build_exports(
             items[export.name] = context.tag_for_handle(handle, cell, t)
         else:
             cls = _PUBLIC_CLASS[export.kind]
-            items[export.name] = cls._from_handle(context, cell, handle, t)
+            items[export.name] = from_handle(cls, context, cell, handle, t)
     # Several exports of one defined entity are one object too.
     return Exports(_dedupe_by_index(info.exports, items))
 

@@ -18,6 +18,7 @@ __all__ = [
     "ModuleImportDescriptor",
     "ModuleParts",
     "check_module",
+    "module_from_parts",
     "parts_of",
     "validate",
 ]
@@ -73,13 +74,6 @@ class Module:
         handle = engine.compile(cell.handle if cell is not None else None, wasm)
         self._parts = ModuleParts(context, handle, info, cell)
 
-    @classmethod
-    def _from_parts(cls, parts: ModuleParts) -> Module:
-        """A Module around an engine module compiled (or deserialized) elsewhere."""
-        module = cls.__new__(cls)
-        module._parts = parts
-        return module
-
     def __repr__(self) -> str:
         info = self._parts.info
         return (
@@ -108,6 +102,13 @@ class Module:
         return info.custom_section_data(name)
 
     customSections = custom_sections
+
+
+def module_from_parts(parts: ModuleParts) -> Module:
+    """A ``Module`` around an engine module compiled (or deserialized) elsewhere."""
+    module = Module.__new__(Module)
+    module._parts = parts
+    return module
 
 
 def parts_of(module: object) -> ModuleParts:

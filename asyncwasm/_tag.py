@@ -8,7 +8,16 @@ import traceback
 from collections.abc import Iterable, Mapping
 
 from ._args import MISSING, descriptor_field, enforce_range
-from ._context import RuntimeBase, StoreCell, StoreContext, StoreObject, context_for, handle_of
+from ._context import (
+    RuntimeBase,
+    StoreCell,
+    StoreContext,
+    StoreObject,
+    context_for,
+    context_of,
+    handle_of,
+    type_of,
+)
 from ._engines import UncaughtWasmException
 from ._engines._base import TagHandle, Thrown, WasmThrowable
 from ._exceptions import RangeError
@@ -49,7 +58,7 @@ class Tag(StoreObject[TagType | None], kind="tag"):
 
     def _same(self, other: Tag) -> bool:
         engine = self._context.engine
-        return other._context is self._context and engine.tag_key(
+        return context_of(other) is self._context and engine.tag_key(
             handle_of(other, TagHandle)
         ) == engine.tag_key(handle_of(self, TagHandle))
 
@@ -76,7 +85,7 @@ class Exception(WasmThrowable):
         if isinstance(payload, (str, bytes)) or not isinstance(payload, Iterable):
             raise TypeError("an exception's payload must be a sequence of values")
         values = list(payload)
-        ttype = tag._type
+        ttype = type_of(tag)
         if ttype is None:
             raise TypeError(
                 "this tag's parameter types are unknown: it can't be thrown from Python"
@@ -86,7 +95,8 @@ class Exception(WasmThrowable):
                 f"the tag takes {len(ttype.params)} values, the payload has {len(values)}"
             )
         engine_values = tuple(
-            to_engine_value(v, t, tag._context) for v, t in zip(values, ttype.params, strict=True)
+            to_engine_value(v, t, context_of(tag))
+            for v, t in zip(values, ttype.params, strict=True)
         )
         trace = False
         if options is not None:
@@ -122,11 +132,11 @@ class Exception(WasmThrowable):
         i = enforce_range(index, "index")
         if i >= len(self._payload):
             raise RangeError(f"index {i} is past the payload ({len(self._payload)} values)")
-        ttype = self.tag._type
+        ttype = type_of(self.tag)
         value = self._payload[i]
         if ttype is None:
             return value
-        return from_engine_value(value, ttype.params[i], self.tag._context)
+        return from_engine_value(value, ttype.params[i], context_of(self.tag))
 
     getArg = get_arg
 
@@ -143,5 +153,5 @@ def exception_from_engine(
     assert isinstance(tag, Tag)
     error = Exception.__new__(Exception)
     builtins.Exception.__init__(error, f"uncaught WebAssembly exception with tag {tag!r}")
-    error._setup(tag, tag._type, tuple(exc.payload), None)
+    error._setup(tag, type_of(tag), tuple(exc.payload), None)
     return error
