@@ -71,34 +71,28 @@ class Runtime(RuntimeBase):
             max_workers = os.cpu_count() or 2
         if not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(f"max_workers must be a positive int, not {max_workers!r}")
+        context = StoreContext(get_engine(engine))
         self._setup(
-            StoreContext(get_engine(engine)),
-            max_workers=max_workers,
-            cache_size=cache_size,
-            cache_dir=cache_dir,
+            CompileService(
+                context, max_workers=max_workers, cache_size=cache_size, cache_dir=cache_dir
+            )
         )
 
-    def _setup(
-        self,
-        context: StoreContext,
-        *,
-        max_workers: int,
-        cache_size: int,
-        cache_dir: str | os.PathLike[str] | None,
-    ) -> None:
-        super().__init__(context)
-        self._engine: Engine = context.engine
-        self._compiler = CompileService(
-            context, max_workers=max_workers, cache_size=cache_size, cache_dir=cache_dir
-        )
-        bind_service(self, self._compiler)
+    def _setup(self, compiler: CompileService) -> None:
+        super().__init__(compiler.context)
+        self._engine: Engine = compiler.context.engine
+        self._compiler = compiler
+        bind_service(self, compiler)
 
     @classmethod
     def _around(cls, context: StoreContext) -> Runtime:
         """A runtime with default options around an existing context (the default runtime)."""
         runtime = cls.__new__(cls)
+        workers = os.cpu_count() or 2
         runtime._setup(
-            context, max_workers=os.cpu_count() or 2, cache_size=DEFAULT_CACHE_SIZE, cache_dir=None
+            CompileService(
+                context, max_workers=workers, cache_size=DEFAULT_CACHE_SIZE, cache_dir=None
+            )
         )
         return runtime
 

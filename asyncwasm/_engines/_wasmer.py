@@ -317,49 +317,45 @@ class WasmerInstance(_Affine, InstanceHandle):
         self._exports: list[Any] | None = None
 
 
-class WasmerFunc(_Affine, FuncHandle):
-    """A function. ``owner``: the instance handle (for exports) keeping the imports alive;
-    ``type``: the type it was created with (host functions), else ``None``."""
+class _Extern(_Affine):
+    """An extern. ``owner``: the instance handle (for exports) keeping the imports alive."""
 
-    __slots__ = ("owner", "store", "type")
+    __slots__ = ("owner", "store")
+
+    def __init__(self, inner: Any, store: WasmerStore, owner: WasmerInstance | None) -> None:
+        super().__init__(inner)
+        self.store = store
+        self.owner = owner
+
+
+class WasmerFunc(_Extern, FuncHandle):
+    """A function; ``type``: the type it was created with (host functions), else ``None``."""
+
+    __slots__ = ("type",)
 
     def __init__(
         self, inner: Any, store: WasmerStore, owner: WasmerInstance | None, type: FuncType | None
     ) -> None:
-        super().__init__(inner)
-        self.store = store
-        self.owner = owner
+        super().__init__(inner, store, owner)
         self.type = type
 
 
-class WasmerMemory(_Affine, MemoryHandle):
-    __slots__ = ("owner", "store")
-
-    def __init__(self, inner: Any, store: WasmerStore, owner: WasmerInstance | None) -> None:
-        super().__init__(inner)
-        self.store = store
-        self.owner = owner
+class WasmerMemory(_Extern, MemoryHandle):
+    __slots__ = ()
 
 
-class WasmerGlobal(_Affine, GlobalHandle):
-    __slots__ = ("owner", "store", "value_type")
+class WasmerGlobal(_Extern, GlobalHandle):
+    __slots__ = ("value_type",)
 
     def __init__(
         self, inner: Any, store: WasmerStore, owner: WasmerInstance | None, value_type: str | None
     ) -> None:
-        super().__init__(inner)
-        self.store = store
-        self.owner = owner
+        super().__init__(inner, store, owner)
         self.value_type = value_type
 
 
-class WasmerTable(_Affine, TableHandle):
-    __slots__ = ("owner", "store")
-
-    def __init__(self, inner: Any, store: WasmerStore, owner: WasmerInstance | None) -> None:
-        super().__init__(inner)
-        self.store = store
-        self.owner = owner
+class WasmerTable(_Extern, TableHandle):
+    __slots__ = ()
 
 
 def _new_wasmer_store() -> Any:

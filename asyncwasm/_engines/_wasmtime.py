@@ -259,23 +259,30 @@ class _Store(StoreHandle):
 
 
 class _Handle:
-    __slots__ = ()
-    kind: ClassVar[int]
-    store: _Store
+    """An extern of a store: the store wrapper and a copy of wasmtime's value struct."""
 
-    def extern(self) -> Any:
-        raise NotImplementedError
-
-
-class _Func(_Handle, FuncHandle):
     __slots__ = ("raw", "store")
+    raw_type: ClassVar[Any]
+    """The ctypes struct of ``raw`` (``wasmtime_func_t``...)."""
+    extern_kind: ClassVar[int]
+    union_field: ClassVar[str]
+    """The ``wasmtime_extern_union`` field that holds ``raw``."""
 
     def __init__(self, store: _Store, raw: Any) -> None:
         self.store = store
-        self.raw = ffi.wasmtime_func_t.from_buffer_copy(raw)
+        self.raw = self.raw_type.from_buffer_copy(raw)
 
     def extern(self) -> Any:
-        return ffi.wasmtime_extern_t(_E_FUNC, ffi.wasmtime_extern_union(func=self.raw))
+        """A ``wasmtime_extern_t`` for this handle (to pass as an import)."""
+        union = ffi.wasmtime_extern_union(**{self.union_field: self.raw})
+        return ffi.wasmtime_extern_t(self.extern_kind, union)
+
+
+class _Func(_Handle, FuncHandle):
+    __slots__ = ()
+    raw_type = ffi.wasmtime_func_t
+    extern_kind = _E_FUNC
+    union_field = "func"
 
     def key(self) -> Hashable:
         return ("func", self.raw.store_id, getattr(self.raw, "__private"))
@@ -285,29 +292,27 @@ class _Func(_Handle, FuncHandle):
 
 
 class _Global(_Handle, GlobalHandle):
-    __slots__ = ("raw", "store", "type")
+    __slots__ = ("type",)
+    raw_type = ffi.wasmtime_global_t
+    extern_kind = _E_GLOBAL
+    union_field = "global_"
 
     def __init__(self, store: _Store, raw: Any, type: GlobalType | None = None) -> None:
-        self.store = store
-        self.raw = ffi.wasmtime_global_t.from_buffer_copy(raw)
+        super().__init__(store, raw)
         self.type = type
-
-    def extern(self) -> Any:
-        return ffi.wasmtime_extern_t(_E_GLOBAL, ffi.wasmtime_extern_union(global_=self.raw))
 
 
 class _Table(_Handle, TableHandle):
-    __slots__ = ("element", "raw", "store", "type")
+    __slots__ = ("element", "type")
+    raw_type = ffi.wasmtime_table_t
+    extern_kind = _E_TABLE
+    union_field = "table"
 
     def __init__(self, store: _Store, raw: Any, type: TableType | None = None) -> None:
-        self.store = store
-        self.raw = ffi.wasmtime_table_t.from_buffer_copy(raw)
+        super().__init__(store, raw)
         self.type = type
         # An exported table's element type, once learnt from an element's kind (see _element).
         self.element: str | None = None if type is None else type.element
-
-    def extern(self) -> Any:
-        return ffi.wasmtime_extern_t(_E_TABLE, ffi.wasmtime_extern_union(table=self.raw))
 
 
 class _SharedMemoryPtr:
@@ -323,13 +328,16 @@ class _SharedMemoryPtr:
 
 
 class _Memory(_Handle, MemoryHandle):
-    __slots__ = ("raw", "shared", "store")
+    __slots__ = ("shared",)
+    raw_type = ffi.wasmtime_memory_t
+    extern_kind = _E_MEMORY
+    union_field = "memory"
 
     def __init__(
         self, store: _Store, raw: Any = None, shared: _SharedMemoryPtr | None = None
     ) -> None:
         self.store = store
-        self.raw: Any = None if raw is None else ffi.wasmtime_memory_t.from_buffer_copy(raw)
+        self.raw = None if raw is None else self.raw_type.from_buffer_copy(raw)
         self.shared = shared
 
     def extern(self) -> Any:
@@ -337,19 +345,18 @@ class _Memory(_Handle, MemoryHandle):
             return ffi.wasmtime_extern_t(
                 _E_SHAREDMEMORY, ffi.wasmtime_extern_union(sharedmemory=self.shared.ptr)
             )
-        return ffi.wasmtime_extern_t(_E_MEMORY, ffi.wasmtime_extern_union(memory=self.raw))
+        return super().extern()
 
 
 class _Tag(_Handle, TagHandle):
-    __slots__ = ("raw", "store", "type")
+    __slots__ = ("type",)
+    raw_type = ffi.wasmtime_tag_t
+    extern_kind = _E_TAG
+    union_field = "tag"
 
     def __init__(self, store: _Store, raw: Any, type: TagType | None = None) -> None:
-        self.store = store
-        self.raw = ffi.wasmtime_tag_t.from_buffer_copy(raw)
+        super().__init__(store, raw)
         self.type = type
-
-    def extern(self) -> Any:
-        return ffi.wasmtime_extern_t(_E_TAG, ffi.wasmtime_extern_union(tag=self.raw))
 
     def key(self) -> Hashable:
         anon = self.raw._anon_1
@@ -1006,12 +1013,9 @@ class WasmtimeEngine(Engine):
             raise exc.NotSupportedError(_NAME, f"tables of {type.element!r}")
         if type.table64:
             raise exc.NotSupportedError(_NAME, "creating 64-bit tables from Python")
+        # Limits are checked by the public layer (Table(): u32, maximum not below initial).
         limits = type.limits
         u32 = 1 << 32
-        if not 0 <= limits.minimum < u32 or (
-            limits.maximum is not None and not limits.minimum <= limits.maximum < u32
-        ):
-            raise exc.RangeError("bad table limits")
         wl = ffi.wasm_limits_t(
             limits.minimum, u32 - 1 if limits.maximum is None else limits.maximum
         )
