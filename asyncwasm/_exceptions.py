@@ -84,7 +84,7 @@ class CompileError(WebAssemblyError):
         self.offset = offset
 
     # Errors cross process boundaries (wasmer compiles in a worker process): keep the fields.
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild, (type(self), str(self), {"offset": self.offset}))
 
 
@@ -103,7 +103,7 @@ class RuntimeError(WebAssemblyError):
         super().__init__(shorten(message))
         self.trap: TrapKind = trap
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild, (type(self), str(self), {"trap": self.trap}))
 
 
@@ -115,7 +115,7 @@ class NotSupportedError(WebAssemblyError, NotImplementedError):
         self.engine = engine
         self.capability = capability
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.engine, self.capability))
 
 
