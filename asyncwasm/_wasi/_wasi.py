@@ -158,7 +158,7 @@ class WASI:
             func()
         except ProcExit as exit:
             return self._exit(exit.code)
-        return self._exit(0) if not self._return_on_exit else 0
+        return 0  # main returned 0: wasi-libc calls proc_exit only for other codes
 
     def initialize(self, instance: Instance) -> None:
         """Set the reactor up: run its ``_initialize`` when it exports one."""
