@@ -18,7 +18,7 @@ import asyncwasm
 from asyncwasm import WASI, Instance, Module
 
 sys.path.insert(0, str(Path(__file__).parent / "wasi"))
-import build  # noqa: E402
+import build
 
 ENOENT, ENOTCAPABLE = 44, 76  # WASI errno values (wasi-libc's errno uses them too)
 

@@ -15,7 +15,7 @@ import pytest
 import asyncwasm
 
 sys.path.insert(0, str(Path(__file__).parent / "wasi"))
-import testsuite  # noqa: E402
+import testsuite
 
 SUITE = testsuite.suite_dir()
 CASES = testsuite.cases(SUITE) if SUITE is not None else []

@@ -1,0 +1,97 @@
+"""WASI file throughput: a C program (tests/wasi/wasitest.c, ``copy``) copies a 64 MiB file
+through ``fd_read``/``fd_write`` in 64 KiB blocks, under ``asyncwasm.WASI`` and, in the same
+run and process, under wasmtime-py's own built-in WASI (``wasmtime.WasiConfig``, implemented in
+Rust). Target: asyncwasm within 2x of it. The module is compiled once; each timed run is
+instantiate + ``_start``.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import REPO, Figure, driver_main, median
+
+import asyncwasm
+
+sys.path.insert(0, str(REPO / "tests" / "wasi"))
+import build  # tests/wasi/build.py: ziglang, cached under .cache/wasi
+
+SIZE = 64 << 20
+
+
+def _check(out: bytes) -> None:
+    if out.strip() != f"copied {SIZE}".encode():
+        raise SystemExit(f"the copy failed: {out!r}")
+
+
+def run_asyncwasm(module: asyncwasm.Module, data: Path, mode: str) -> float:
+    out = io.BytesIO()
+    wasi = asyncwasm.WASI(
+        args=["wasitest", "copy", "/data/in", "/data/out"],
+        preopens={"/data": str(data)},
+        stdout=out,
+    )
+    t = time.perf_counter()
+    instance = asyncwasm.Instance(module, wasi.get_import_object())
+    code = wasi.start(instance)
+    elapsed = time.perf_counter() - t
+    assert code == 0, code
+    _check(out.getvalue())
+    return elapsed
+
+
+def run_wasmtime(wasm: bytes, data: Path) -> float:
+    import wasmtime
+
+    engine = getattr(run_wasmtime, "engine", None) or wasmtime.Engine()
+    run_wasmtime.engine = engine  # type: ignore[attr-defined]
+    module = getattr(run_wasmtime, "module", None) or wasmtime.Module(engine, wasm)
+    run_wasmtime.module = module  # type: ignore[attr-defined]
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    config = wasmtime.WasiConfig()
+    config.argv = ["wasitest", "copy", "/data/in", "/data/out"]
+    config.preopen_dir(str(data), "/data")
+    config.stdout_file = str(data / "stdout")
+    t = time.perf_counter()
+    store = wasmtime.Store(engine)
+    store.set_wasi(config)
+    instance = linker.instantiate(store, module)
+    instance.exports(store)["_start"](store)
+    elapsed = time.perf_counter() - t
+    _check((data / "stdout").read_bytes())
+    return elapsed
+
+
+async def measure(engine: str, quick: bool) -> list[Figure]:
+    runs = 3 if quick else 7
+    wasm = build.build(REPO / "tests" / "wasi" / "wasitest.c").read_bytes()
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        (data / "in").write_bytes(bytes(range(256)) * (SIZE // 256))
+        async with asyncwasm.Runtime(engine) as rt:
+            module = await rt.compile(wasm)
+            from asyncwasm._runtime import _set_default_runtime
+
+            previous = _set_default_runtime(rt)
+            try:
+                ours = median([run_asyncwasm(module, data, "start") for _ in range(runs)])
+            finally:
+                _set_default_runtime(previous)
+        theirs = median([run_wasmtime(wasm, data) for _ in range(runs)])
+    mib_s = SIZE / (1 << 20)
+    figures.append(Figure("64 MiB copy, asyncwasm WASI.start", ours * 1e3, "ms"))
+    figures.append(Figure("64 MiB copy, wasmtime-py built-in WASI", theirs * 1e3, "ms"))
+    figures.append(Figure("asyncwasm throughput", mib_s / ours, "MiB/s"))
+    ratio = ours / theirs
+    figures.append(Figure("asyncwasm / wasmtime-py WASI", ratio, "x", "<= 2x", ratio <= 2))
+    return figures
+
+
+if __name__ == "__main__":
+    driver_main(__doc__ or "", "WASI: 64 MiB file copy in 64 KiB blocks", measure)
