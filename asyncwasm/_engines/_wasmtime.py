@@ -48,6 +48,7 @@ from ._base import (
     EngineFeatures,
     EngineValue,
     HostCallable,
+    SuspendingStart,
     UncaughtWasmException,
 )
 
@@ -107,9 +108,10 @@ _CONFIG: Final[dict[str, bool]] = {
     "wasm_gc": True,
     "gc_support": True,
     "parallel_compilation": True,
-    # Fuel instruments every loop and call (slower code) and makes every store start empty;
-    # asyncwasm has no public API to budget fuel, so it stays off.
-    "consume_fuel": False,
+    # Fuel instruments every loop and call (a few % slower code). JSPI needs it: promising calls
+    # yield to the event loop every FUEL_SLICE units (_wasmtime_async), which needs no second
+    # thread. Every store starts with a full tank, so fuel limits nothing by itself.
+    "consume_fuel": True,
 }
 
 _MARKER_ATTR: Final = EXCEPTION_MARKER
@@ -136,6 +138,9 @@ def _make_config() -> wasmtime.Config:
     for key, value in _CONFIG.items():
         setattr(config, key, value)
     ffi.wasmtime_config_signals_based_traps_set(config.ptr(), _SIGNALS_BASED_TRAPS)
+    # JSPI: host functions run on an async call's fiber; give Python a main thread's worth of
+    # stack there (see _wasmtime_async: a fiber stack overflow aborts the process).
+    ffi.wasmtime_config_async_stack_size_set(config.ptr(), _async.ASYNC_STACK_SIZE)
     return config
 
 
@@ -230,7 +235,11 @@ class _Store:
     """
 
     def __init__(self, engine: wasmtime.Engine) -> None:
-        self.store = wasmtime.Store(engine)
+        # JSPI (_wasmtime_async): never deleted while a call future of it is alive; ``aio`` is
+        # its async state once it became an async store.
+        self.engine = engine
+        self.store = _async.GuardedStore(engine)
+        self.aio: Any = None
         # The JS API's embedder limit on a table's length (asyncwasm#3): wasm's table.grow past
         # it gives -1, as in browsers. Using the limiter at all also caps instances, tables and
         # memories per store (wasmtime's default: 10,000 each), so those are lifted explicitly.
@@ -238,6 +247,7 @@ class _Store:
             table_elements=MAX_TABLE_LENGTH, instances=1 << 40, tables=1 << 40, memories=1 << 40
         )
         self.ctx: Any = self.store._context()
+        _check_error(ffi.wasmtime_context_set_fuel(self.ctx, _async.FULL_TANK))
         # RLock: wasm -> host -> wasm re-entry happens on the same thread.
         self.lock = threading.RLock()
         self.host: dict[int, tuple[HostCallable, FuncType]] = {}
@@ -679,6 +689,7 @@ class WasmtimeEngine(Engine):
     name: ClassVar[str] = _NAME
     module_needs_store: ClassVar[bool] = False
     compile_in_process: ClassVar[bool] = False
+    isolate_suspending_instances: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._engine = wasmtime.Engine(_make_config())
@@ -696,6 +707,8 @@ class WasmtimeEngine(Engine):
             memory64=True,
             tail_calls=True,
             multi_value=True,
+            jspi=True,
+            preemption=True,
         )
 
     @property
@@ -749,6 +762,8 @@ class WasmtimeEngine(Engine):
             raise TypeError("expected a wasmtime module handle")
         for handle in imports:
             _same_store(s, handle, "import")
+        if s.aio is not None:  # JSPI: an async store takes futures only
+            return _Instance(s, _async.instantiate_async(s, module, imports))
         externs = (ffi.wasmtime_extern_t * len(imports))()
         for i, handle in enumerate(imports):
             externs[i] = handle.extern()  # type: ignore[attr-defined]
@@ -832,6 +847,8 @@ class WasmtimeEngine(Engine):
         nparams, nresults = len(type.params), len(type.results)
         if len(args) != nparams:
             raise TypeError(f"expected {nparams} arguments, got {len(args)}")
+        if s.aio is not None:  # JSPI: an async store takes futures only
+            return _async.call_sync(s, func, type, args)
         params = (ffi.wasmtime_val_t * nparams)()
         results = (ffi.wasmtime_val_t * nresults)()
         trap = POINTER(ffi.wasm_trap_t)()
@@ -861,6 +878,22 @@ class WasmtimeEngine(Engine):
                 if _tls.depth == 0:
                     _clear_thrown()
         return tuple(values)
+
+    # -- JSPI (_wasmtime_async) --------------------------------------------------------------------
+    def func_new_suspending(self, store: object, type: FuncType, start: SuspendingStart) -> _Func:
+        s = _store_of(store)
+        if not callable(start):
+            raise TypeError("a host function must be callable")
+        return _async.func_new_suspending(s, type, start)  # type: ignore[no-any-return]
+
+    async def call_promising(
+        self, store: object, func: Any, type: FuncType, args: Sequence[EngineValue]
+    ) -> tuple[EngineValue, ...]:
+        s, func = _checked(store, func, _Func, "function")
+        _check_types(type.params + type.results, "calls")
+        if len(args) != len(type.params):
+            raise TypeError(f"expected {len(type.params)} arguments, got {len(args)}")
+        return await _async.call_promising(s, func, type, args)
 
     def func_type(self, store: object, func: Any) -> FuncType | None:
         """The type of a function that came out of a table, global or call (asyncwasm#3).
@@ -1155,3 +1188,7 @@ def _package_version() -> str:
 
 def create_engine() -> WasmtimeEngine:
     return WasmtimeEngine()
+
+
+# Last: the JSPI driver imports this module's internals.
+from . import _wasmtime_async as _async  # noqa: E402
