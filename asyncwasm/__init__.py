@@ -29,6 +29,7 @@ from ._exceptions import (
     LinkError,
     NotSupportedError,
     RangeError,
+    SuspendError,
     WebAssemblyError,
 )
 from ._exceptions import (
@@ -37,6 +38,7 @@ from ._exceptions import (
 from ._function import Function
 from ._global import Global
 from ._instance import Exports, Instance
+from ._jspi import Suspending, promising
 from ._memory import Memory
 from ._module import Module, ModuleExportDescriptor, ModuleImportDescriptor
 from ._runtime import InstantiatedSource, Runtime
@@ -59,6 +61,8 @@ __all__ = [
     "NotSupportedError",
     "RangeError",
     "Runtime",
+    "SuspendError",
+    "Suspending",
     "Table",
     "Tag",
     "WebAssemblyError",
@@ -69,6 +73,7 @@ __all__ = [
     "instantiate",
     "instantiateStreaming",
     "instantiate_streaming",
+    "promising",
     "validate",
 ]
 

@@ -3,6 +3,7 @@ importable)."""
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -127,6 +128,11 @@ def host_function_handle(
         args = [
             from_engine_value(a, p, runtime) for a, p in zip(engine_args, t.params, strict=True)
         ]
-        return _results_to_engine(fn(*args), t, runtime)
+        result = fn(*args)
+        if inspect.isawaitable(result):  # JSPI: an async function needs Suspending
+            from ._jspi import refuse_awaitable
+
+            refuse_awaitable(result)
+        return _results_to_engine(result, t, runtime)
 
     return runtime._engine.func_new(cell.handle, t, trampoline)

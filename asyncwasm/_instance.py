@@ -9,6 +9,7 @@ from ._binary import ImportInfo
 from ._exceptions import LinkError, RangeError
 from ._function import Function, host_function_handle, note_module_types
 from ._global import Global
+from ._jspi import Suspending, isolated_store, suspending_function_handle
 from ._memory import Memory
 from ._module import Module, _check_module
 from ._runtime import Runtime, StoreCell
@@ -100,7 +101,13 @@ class Instance:
         _check_module(module)
         rt = module._runtime
         cell = module._store_cell if module._store_cell is not None else rt._store()
-        handles, kept = _resolve_imports(module, imports, cell)
+        values: list[object] = []
+        handles, kept = _resolve_imports(module, imports, cell, values)
+        # JSPI: an instance with Suspending imports may need a store of its own (see _jspi).
+        isolated = isolated_store(rt, values) if module._store_cell is None else None
+        if isolated is not None:
+            cell = isolated
+            handles, kept = _resolve_values(module, values, cell)
         _check_table_sizes(module)
         note_module_types(cell, module._info.types)
         handle = rt._engine.instantiate(cell.handle, module._handle, handles)
@@ -145,10 +152,10 @@ def _link_error(imp: ImportInfo, message: str) -> LinkError:
 
 
 def _resolve_imports(
-    module: Module, imports: object, cell: StoreCell
+    module: Module, imports: object, cell: StoreCell, values: list[object] | None = None
 ) -> tuple[list[Any], tuple[object, ...]]:
     """Look every import up once, in module order; returns engine handles and the objects to
-    keep alive."""
+    keep alive. The values looked up are appended to ``values`` when given."""
     infos = module._info.imports
     if imports is None:
         if infos:
@@ -175,10 +182,25 @@ def _resolve_imports(
             value = namespace[imp.name]
         except KeyError:
             raise _link_error(imp, "missing from the import object") from None
+        if values is not None:
+            values.append(value)
         handle, keep = _resolve_one(rt, cell, imp, value, host_functions)
         handles.append(handle)
         kept.append(keep)
     return handles, tuple(kept)
+
+
+def _resolve_values(
+    module: Module, values: list[object], cell: StoreCell
+) -> tuple[list[Any], tuple[object, ...]]:
+    """``_resolve_imports`` again for values already looked up (no second lookup), in ``cell``."""
+    rt = module._runtime
+    host_functions: dict[tuple[int, FuncType], Any] = {}
+    pairs = [
+        _resolve_one(rt, cell, imp, value, host_functions)
+        for imp, value in zip(module._info.imports, values, strict=True)
+    ]
+    return [h for h, _ in pairs], tuple(k for _, k in pairs)
 
 
 def _same_runtime(rt: Runtime, imp: ImportInfo, obj: Any) -> None:
@@ -198,6 +220,11 @@ def _resolve_one(
     host_functions: dict[tuple[int, FuncType], Any],
 ) -> tuple[Any, object]:
     t = imp.type
+    if isinstance(t, FuncType) and isinstance(value, Suspending):  # JSPI
+        key = (id(value), t)
+        if key not in host_functions:
+            host_functions[key] = suspending_function_handle(rt, cell, value, t)
+        return host_functions[key], value
     if isinstance(t, FuncType):
         if isinstance(value, Function):
             _same_runtime(rt, imp, value)

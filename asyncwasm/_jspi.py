@@ -1,0 +1,163 @@
+"""JS Promise Integration (JSPI): ``Suspending``, ``promising`` and ``SuspendError``.
+
+``Suspending(fn)`` marks a callable (usually an ``async def``) as an import that may suspend the
+wasm computation; ``promising(export)`` gives an async callable whose calls may be suspended.
+How the engine suspends (wasmtime's call futures, greenlets on wasmer) stays behind the engine
+interface (``Engine.func_new_suspending``, ``Engine.call_promising``); this module only converts
+values and checks what the user passed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._engines import UncaughtWasmException
+from ._engines._base import close_awaitable
+from ._exceptions import SuspendError
+from ._function import Function, _results_to_engine
+from ._object import StoreObject
+from ._values import check_boundary_types, from_engine_value, to_engine_value
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime, StoreCell
+    from ._types import FuncType
+
+__all__ = [
+    "Promising",
+    "SuspendError",
+    "Suspending",
+    "isolated_store",
+    "promising",
+    "refuse_awaitable",
+    "suspending_function_handle",
+]
+
+
+class Suspending:
+    """``Suspending(fn)`` (JS ``new WebAssembly.Suspending(fn)``): use ``fn`` as a function
+    import that may suspend the wasm computation.
+
+    When wasm calls the import inside a promising call (see :func:`promising`), ``fn(*args)``
+    runs on the event-loop thread; if it returns an awaitable, the wasm computation is suspended
+    (the event loop keeps running) until the awaitable completes, and its value becomes the
+    import's result. A non-awaitable result does not suspend. Reached with no promising call
+    below it, the import raises :class:`SuspendError`.
+    """
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Callable[..., object]) -> None:
+        if not callable(fn):
+            raise TypeError(f"Suspending() needs a callable, not {type(fn).__name__}")
+        self._fn = fn
+
+    def __repr__(self) -> str:
+        return f"<asyncwasm.Suspending {self._fn!r}>"
+
+
+class Promising:
+    """The async callable ``promising(func)`` returns: ``await promising(func)(*args)``.
+
+    Arguments are checked and converted when it is called; the wasm code runs when the result is
+    awaited. Results are as for a plain call of ``func``.
+    """
+
+    __slots__ = ("_func",)
+
+    def __init__(self, func: Function) -> None:
+        self._func = func
+
+    def __call__(self, *args: object) -> Coroutine[Any, Any, Any]:
+        func = self._func
+        t = func.type
+        if len(args) != len(t.params):
+            raise TypeError(
+                f"this WebAssembly function takes {len(t.params)} argument"
+                f"{'' if len(t.params) == 1 else 's'} ({len(args)} given)"
+            )
+        rt = func._runtime
+        check_boundary_types(t.params, rt._engine, "this function's signature")
+        check_boundary_types(t.results, rt._engine, "this function's signature")
+        values = [to_engine_value(a, p, rt) for a, p in zip(args, t.params, strict=True)]
+        return _run(func, t, values)
+
+    def __repr__(self) -> str:
+        return f"<asyncwasm.promising {self._func!r}>"
+
+
+async def _run(func: Function, t: FuncType, values: Sequence[object]) -> Any:
+    rt = func._runtime
+    try:
+        results = await rt._engine.call_promising(func._cell.handle, func._handle, t, values)
+    except UncaughtWasmException as exc:
+        from ._tag import exception_from_engine
+
+        raise exception_from_engine(rt, func._cell, exc) from None
+    if not t.results:
+        return None
+    if len(t.results) == 1:
+        return from_engine_value(results[0], t.results[0], rt)
+    return tuple(from_engine_value(v, r, rt) for v, r in zip(results, t.results, strict=True))
+
+
+def promising(func: object) -> Promising:
+    """``promising(func)`` (JS ``WebAssembly.promising``): an async callable that calls the
+    exported wasm function ``func`` so that ``Suspending`` imports it reaches may suspend it.
+
+    ``TypeError`` unless ``func`` is an exported WebAssembly function.
+    """
+    if not isinstance(func, Function) or not hasattr(func, "_handle"):
+        raise TypeError(
+            f"promising() needs an exported WebAssembly function, not {type(func).__name__}"
+        )
+    return Promising(func)
+
+
+def suspending_function_handle(
+    runtime: Runtime, cell: StoreCell, suspending: Suspending, t: FuncType
+) -> Any:
+    """The engine function for a ``Suspending`` import of type ``t``."""
+    fn = suspending._fn
+
+    def start(*engine_args: object) -> Sequence[object] | Awaitable[Sequence[object]]:
+        args = [
+            from_engine_value(a, p, runtime) for a, p in zip(engine_args, t.params, strict=True)
+        ]
+        result = fn(*args)
+        if inspect.isawaitable(result):
+            return _finish(result, t, runtime)
+        return _results_to_engine(result, t, runtime)
+
+    return runtime._engine.func_new_suspending(cell.handle, t, start)
+
+
+async def _finish(awaitable: Awaitable[object], t: FuncType, runtime: Runtime) -> Sequence[object]:
+    return _results_to_engine(await awaitable, t, runtime)
+
+
+def refuse_awaitable(result: object) -> None:
+    """A plain import returned ``result``: if it is awaitable, close it and raise the contract's
+    ``TypeError`` (an ``async def`` used as a plain import would otherwise be dropped)."""
+    if inspect.isawaitable(result):
+        close_awaitable(result)
+        raise TypeError(
+            "a plain function import returned an awaitable; wrap the function in "
+            "asyncwasm.Suspending(...) and call the export through asyncwasm.promising(...)"
+        )
+
+
+def isolated_store(runtime: Runtime, values: Sequence[object]) -> StoreCell | None:
+    """A fresh store for an instance whose import values hold a ``Suspending`` and no store
+    objects, where the engine wants those isolated (see
+    ``Engine.isolate_suspending_instances``); else ``None``."""
+    if not runtime._engine.isolate_suspending_instances:
+        return None
+    if not any(isinstance(v, Suspending) for v in values):
+        return None
+    if any(isinstance(v, StoreObject) for v in values):
+        return None
+    from ._runtime import StoreCell
+
+    return StoreCell(runtime._engine.new_store())
