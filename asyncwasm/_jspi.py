@@ -149,15 +149,24 @@ def refuse_awaitable(result: object) -> None:
 
 
 def isolated_store(runtime: Runtime, values: Sequence[object]) -> StoreCell | None:
-    """A fresh store for an instance whose import values hold a ``Suspending`` and no store
-    objects, where the engine wants those isolated (see
-    ``Engine.isolate_suspending_instances``); else ``None``."""
+    """Where the engine isolates instances with ``Suspending`` imports (see
+    ``Engine.isolate_suspending_instances``): the store a new instance with these import values
+    must live in when it is not the runtime's current one, else ``None``.
+
+    An instance importing objects of one isolated store joins that store (e.g. it imports an
+    export of an instance with Suspending imports); one importing a ``Suspending`` and no store
+    objects gets a fresh store; anything else stays in the runtime's current store.
+    """
     if not runtime._engine.isolate_suspending_instances:
         return None
-    if not any(isinstance(v, Suspending) for v in values):
-        return None
-    if any(isinstance(v, StoreObject) for v in values):
-        return None
-    from ._runtime import StoreCell
+    cells = {
+        id(v._cell): v._cell for v in values if isinstance(v, StoreObject) and hasattr(v, "_cell")
+    }
+    if len(cells) == 1:
+        (cell,) = cells.values()
+        return cell if cell is not runtime._store() else None
+    if not cells and any(isinstance(v, Suspending) for v in values):
+        from ._runtime import StoreCell
 
-    return StoreCell(runtime._engine.new_store())
+        return StoreCell(runtime._engine.new_store())
+    return None

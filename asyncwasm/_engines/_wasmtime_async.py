@@ -244,6 +244,15 @@ def _finish(call: _Call) -> None:
     if err or trap:
         call.err = POINTER(ffi.wasmtime_error_t)()
         call.trap = POINTER(ffi.wasm_trap_t)()
+        s = call.store
+        if (
+            err
+            and not trap
+            and wt._tls.pending is None
+            and ffi.wasmtime_context_has_exception(s.ctx)
+        ):
+            # An uncaught wasm exception: async calls report it as an error, not a trap.
+            wt._raise_uncaught(s, wasmtime.WasmtimeError._from_ptr(err))
         wt._fail(call.store, err if err else None, trap if trap else None, call.default)
 
 
