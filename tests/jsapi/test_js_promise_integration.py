@@ -18,7 +18,7 @@ import pytest
 from _wat import wat
 
 import asyncwasm
-from asyncwasm import Instance, Module, Suspending, SuspendError, promising
+from asyncwasm import Instance, Module, SuspendError, Suspending, promising
 
 from ._support import subtest
 
