@@ -32,7 +32,7 @@ import asyncwasm
 from asyncwasm import Instance, Module, Suspending, promising
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-from _wat import wat  # noqa: E402
+from _wat import wat
 
 MODULE = """
 (module
