@@ -653,14 +653,24 @@ def _suspending_finalizer_py(env: int | None, _table: dict[int, Any] = _SUSPENDI
     _table.pop(env or 0, None)
 
 
-_continuation: Final[Any] = ffi.wasmtime_func_async_continuation_callback_t(_continuation_py)
-_done_continuation: Final[Any] = ffi.wasmtime_func_async_continuation_callback_t(
-    _done_continuation_py
+def _immortal(callback: Any) -> Any:
+    """Keep a C callback alive until the process ends. A store can outlive this module's globals
+    at interpreter exit, and deleting it calls the finalizers it holds: a freed callback there is
+    a jump into freed memory (measured: SIGSEGV at exit)."""
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(callback))
+    return callback
+
+
+_continuation: Final[Any] = _immortal(
+    ffi.wasmtime_func_async_continuation_callback_t(_continuation_py)
+)
+_done_continuation: Final[Any] = _immortal(
+    ffi.wasmtime_func_async_continuation_callback_t(_done_continuation_py)
 )
 _FINALIZER_T: Final[Any] = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-_pending_finalizer: Final[Any] = _FINALIZER_T(_pending_finalizer_py)
-_suspending_finalizer: Final[Any] = _FINALIZER_T(_suspending_finalizer_py)
-_async_callback: Final[Any] = ffi.wasmtime_func_async_callback_t(_async_callback_py)
+_pending_finalizer: Final[Any] = _immortal(_FINALIZER_T(_pending_finalizer_py))
+_suspending_finalizer: Final[Any] = _immortal(_FINALIZER_T(_suspending_finalizer_py))
+_async_callback: Final[Any] = _immortal(ffi.wasmtime_func_async_callback_t(_async_callback_py))
 
 
 def func_new_suspending(s: _Store, type: FuncType, start: SuspendingStart) -> Any:
