@@ -252,7 +252,7 @@ def _finish(call: _Call) -> None:
             and ffi.wasmtime_context_has_exception(s.ctx)
         ):
             # An uncaught wasm exception: async calls report it as an error, not a trap.
-            wt._raise_uncaught(s, wasmtime.WasmtimeError._from_ptr(err))
+            wt._raise_uncaught(s, wasmtime.WasmtimeError._from_ptr(err))  # type: ignore[arg-type]
         wt._fail(call.store, err if err else None, trap if trap else None, call.default)
 
 
