@@ -241,6 +241,51 @@ async def test_several_promising_calls_on_one_instance(module: Module) -> None:
     assert inst.exports.calls.value == 10
 
 
+async def test_nested_promising_call_from_the_awaited_coroutine(module: Module) -> None:
+    """outer (promising) -> Suspending -> coroutine -> promising call on the same instance,
+    which suspends too; meanwhile plain calls reach the instance."""
+    holder: dict[str, Instance] = {}
+    depth = 0
+
+    async def f(x: int) -> int:
+        nonlocal depth
+        exports = holder["inst"].exports
+        await anyio.lowlevel.checkpoint()
+        if x > 0:
+            depth += 1
+            inner = await promising(exports.run)(x - 1)  # suspends again, nested
+            assert exports.add1(inner) == inner + 1
+            return inner * 10
+        return 7
+
+    inst = make(module, Suspending(f))
+    holder["inst"] = inst
+    # run(3) -> f(3) -> run(2) -> f(2) -> run(1) -> f(1) -> run(0) -> f(0) = 7
+    assert await promising(inst.exports.run)(3) == ((((7 + 1) * 10 + 1) * 10 + 1) * 10 + 1)
+    assert depth == 3
+    assert inst.exports.calls.value == 4
+
+
+async def test_cancel_a_nested_promising_call(module: Module) -> None:
+    holder: dict[str, Instance] = {}
+    inner_started = anyio.Event()
+
+    async def f(x: int) -> int:
+        if x == 0:
+            inner_started.set()
+            await anyio.sleep_forever()
+        with anyio.move_on_after(0.01):
+            await promising(holder["inst"].exports.run)(0)
+        return 5
+
+    inst = make(module, Suspending(f))
+    holder["inst"] = inst
+    assert await promising(inst.exports.run)(1) == 6
+    assert inner_started.is_set()
+    assert inst.exports.add1(1) == 2
+    assert await promising(inst.exports.run)(2) == 6
+
+
 async def test_cancel_while_suspended(module: Module) -> None:
     started = anyio.Event()
 

@@ -111,6 +111,41 @@ async def main():
     assert both == [1_000_000, 6]
 asyncio.run(main())
 """,
+    # Nested promising calls (made by the coroutine a suspended call awaits) are polled inside
+    # their parent's host call: plain calls from other tasks while both are parked, cancelling
+    # the inner one, and abandoning both with the loop.
+    "nested_promising_calls": """
+holder = {}
+gate = asyncio.Event()
+async def f(x):
+    e = holder["inst"].exports
+    if x == 0:
+        await gate.wait()
+        return 1
+    if x == 5:
+        try:
+            await asyncio.wait_for(promising(e.run)(0), 0.01)
+        except asyncio.TimeoutError:
+            pass
+        return 2
+    return await promising(e.run)(x - 1) + 1
+inst = make(Suspending(f))
+holder["inst"] = inst
+async def main():
+    task = asyncio.ensure_future(promising(inst.exports.run)(3))
+    for _ in range(10):
+        await asyncio.sleep(0)
+        assert inst.exports.add1(1) == 2
+    gate.set()
+    assert await task == 4
+    assert await promising(inst.exports.run)(5) == 2
+    gate.clear()
+    asyncio.ensure_future(promising(inst.exports.run)(2))
+    await asyncio.sleep(0.01)
+asyncio.run(main())   # closes the loop with the nested calls still suspended
+gc.collect()
+assert inst.exports.add1(2) == 3
+""",
     # Deleting a store while a call on it is suspended aborted wasmtime: abandon suspended
     # calls (loop closed with the tasks pending), drop everything, collect, exit.
     "store_dropped_while_suspended": """

@@ -120,10 +120,14 @@ class GuardedStore(wasmtime.Store):
 class _AsyncState:
     """The async side of one store."""
 
-    __slots__ = ("call", "frames", "waiters")
+    __slots__ = ("calls", "frames", "waiters")
 
     def __init__(self) -> None:
-        self.call: _Call | None = None
+        # The store's live promising call futures, outermost first: calls[0] is the one future
+        # of the store; each later one was made (and is only ever polled) inside the host call
+        # its predecessor is suspended in, by the coroutine that host call awaits: LIFO nesting,
+        # as a Rust async host function calling back through its Caller.
+        self.calls: list[_Call] = []
         # One entry per active call on this store, innermost last: True for the promising call
         # itself, False for anything else (a plain call made from a host function, a routed
         # call, an instantiation). A suspending import may suspend only when the innermost is
@@ -149,7 +153,16 @@ def enable(s: _Store) -> _AsyncState:
 class _Pending:
     """A suspending import waiting for its awaitable (the continuation's state)."""
 
-    __slots__ = ("awaitable", "error", "results", "results_ptr", "store", "trap_ret", "type")
+    __slots__ = (
+        "awaitable",
+        "call",
+        "error",
+        "results",
+        "results_ptr",
+        "store",
+        "trap_ret",
+        "type",
+    )
 
     def __init__(
         self,
@@ -166,6 +179,7 @@ class _Pending:
         self.trap_ret = trap_ret
         self.results: Sequence[EngineValue] | None = None
         self.error: BaseException | None = None
+        self.call: _Call | None = None
 
 
 class _Call:
@@ -256,52 +270,84 @@ def _finish(call: _Call) -> None:
         wt._fail(call.store, err if err else None, trap if trap else None, call.default)
 
 
+def _poll_at(state: _AsyncState, k: int) -> bool:
+    """Poll ``state.calls[k]`` once; a nested call is polled inside the host call its parent is
+    suspended in (routed through the parent's continuation). True when it is done."""
+    call = state.calls[k]
+    if k == 0:
+        return call.poll()
+    parent = state.calls[k - 1]
+    outcome: list[bool] = []
+    parent.routed = lambda: outcome.append(call.poll())
+    try:
+        _poll_at(state, k - 1)
+    finally:
+        parent.routed = None
+    if not outcome:
+        raise exc.PythonRuntimeError("asyncwasm: the nested call was not polled")
+    return outcome[0]
+
+
+def _inside(state: _AsyncState, k: int, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` inside the host call ``state.calls[k]`` is suspended in (its continuation);
+    returns what ``fn`` returned, raises what it raised."""
+    call = state.calls[k]
+    outcome: list[Any] = []
+
+    def routed() -> None:
+        try:
+            outcome.append((True, fn()))
+        except BaseException as error:
+            outcome.append((False, error))
+
+    call.routed = routed
+    state.frames.append(True)
+    try:
+        _poll_at(state, k)
+    finally:
+        state.frames.pop()
+        call.routed = None
+    if not outcome:
+        raise exc.PythonRuntimeError("asyncwasm: the routed call did not run")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
 def _run_to_completion(s: _Store, state: _AsyncState, make: Callable[[_Call], None]) -> _Call:
     """Run one non-promising operation on async store ``s`` to its end, whatever is in flight
     there (see the module docstring); returns the finished ``_Call``. The lock is held."""
-    current = state.call
+    k = len(state.calls) - 1
+    current = state.calls[k] if k >= 0 else None
     if current is not None and current.state == _AT_YIELD:
         # Parked mid-computation: drive it on until it reaches an import or ends.
         state.frames.append(True)
         try:
-            while not current.poll() and current.state == _AT_YIELD:
+            while not _poll_at(state, k) and current.state == _AT_YIELD:
                 pass
         finally:
             state.frames.pop()
         if current.state == _DONE:
-            current.delete()  # its driver reads the results; the future itself must go first
+            # Its driver reads the results; the future itself must go first.
+            _delete_at(state, k)
     if current is not None and current.state == _AT_IMPORT:
-        outcome: list[Any] = []
-
-        def routed() -> None:
-            try:
-                outcome.append(_nested(s, state, make))
-            except BaseException as error:
-                outcome.append(error)
-
-        current.routed = routed
-        state.frames.append(True)
-        try:
-            current.poll()
-        finally:
-            state.frames.pop()
-            current.routed = None
-        if not outcome:
-            raise exc.PythonRuntimeError("asyncwasm: the routed call did not run")
-        result = outcome[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result  # type: ignore[no-any-return]
-    # No future (or it just finished, or it is mid-poll below us: plain re-entry).
+        return _inside(state, k, lambda: _nested(s, state, make))  # type: ignore[no-any-return]
+    # No future, or the innermost is mid-poll below us (plain re-entry from a host function).
     return _nested(s, state, make)
+
+
+def _delete_at(state: _AsyncState, k: int) -> None:
+    """Delete the future of ``state.calls[k]``, inside its parent's host call when nested."""
+    call = state.calls[k]
+    if k == 0:
+        call.delete()
+    else:
+        _inside(state, k - 1, call.delete)
 
 
 def _nested(s: _Store, state: _AsyncState, make: Callable[[_Call], None]) -> _Call:
     call = _Call(s, promising=False)
-    outer = state.call
-    top = outer is None or outer.state == _DONE
-    if top:
-        state.call = call
     state.frames.append(False)
     wt._tls.depth += 1
     try:
@@ -313,8 +359,6 @@ def _nested(s: _Store, state: _AsyncState, make: Callable[[_Call], None]) -> _Ca
     finally:
         call.delete()
         state.frames.pop()
-        if top:
-            state.call = None
         wt._tls.depth -= 1
         if wt._tls.depth == 0:
             wt._clear_thrown()
@@ -450,31 +494,43 @@ async def call_promising(
     """``Engine.call_promising``: drive one call future from the event loop."""
     state = enable(s)
     me = anyio.get_current_task().id
-    current = state.call
-    if current is not None and current.task == me:
-        # Made by the coroutine a suspended call of this store is awaiting (same task): waiting
-        # for the store would wait for ourselves. It runs to completion through that call's
-        # continuation, like a plain call; a Suspending import in it raises SuspendError.
+    nested = bool(state.calls) and state.calls[-1].task == me
+    if nested:
+        # Made by the coroutine that this store's innermost suspended call awaits (same task):
+        # waiting for the store would wait for ourselves. The call is made, polled and deleted
+        # inside that call's host call (see _AsyncState.calls).
         await anyio.lowlevel.checkpoint()
-        return call_sync(s, func, type, args)
-    while state.call is not None or state.waiters:
-        # One future per store: wait our turn (FIFO).
-        event = anyio.Event()
-        state.waiters.append(event)
-        try:
-            await event.wait()
-        finally:
-            if event in state.waiters:
-                state.waiters.remove(event)
-        if state.call is None:
-            break
+        if not (state.calls and state.calls[-1].task == me and state.calls[-1].state == _AT_IMPORT):
+            raise exc.PythonRuntimeError("asyncwasm: the suspended call went away")
+    else:
+        while state.calls or state.waiters:
+            # One future per store: wait our turn (FIFO).
+            event = anyio.Event()
+            state.waiters.append(event)
+            try:
+                await event.wait()
+            finally:
+                if event in state.waiters:
+                    state.waiters.remove(event)
+            if not state.calls:
+                break
     call = _Call(s, promising=True)
     call.task = me
     nresults = len(type.results)
     with s.lock:
         params, rooted = _params(s, type, args)
-        _call_maker(s, func, type, params)(call)
-    state.call = call
+        make = _call_maker(s, func, type, params)
+        if nested:
+            try:
+                _inside(state, len(state.calls) - 1, lambda: make(call))
+            except BaseException:
+                for i in range(rooted):
+                    wt._unroot(params[i])
+                raise
+        else:
+            make(call)
+    state.calls.append(call)
+    k = len(state.calls) - 1
     try:
         while True:
             if call.state == _AT_IMPORT and call.pending is not None:
@@ -493,7 +549,7 @@ async def call_promising(
                 state.frames.append(True)
                 wt._tls.depth += 1
                 try:
-                    done = call.poll()
+                    done = _poll_at(state, k)
                 finally:
                     state.frames.pop()
                     wt._tls.depth -= 1
@@ -504,16 +560,20 @@ async def call_promising(
             return _results(s, call.results, nresults)
     finally:
         with s.lock:
-            call.delete()  # on cancellation too: safe, the store stays usable
-            if call.pending is not None and call.pending.awaitable is not None:
-                close_awaitable(call.pending.awaitable)  # cancelled before we awaited it
-            call.pending = None
-            state.call = None
-            for i in range(rooted):
-                wt._unroot(params[i])
-            if wt._tls.depth == 0:
-                wt._clear_thrown()
-        if state.waiters:
+            try:
+                if call.future is not None:
+                    _delete_at(state, k)  # on cancellation too: safe, the store stays usable
+            finally:
+                call.delete()  # no-op unless routing failed
+                if call.pending is not None and call.pending.awaitable is not None:
+                    close_awaitable(call.pending.awaitable)  # cancelled before we awaited it
+                call.pending = None
+                del state.calls[k:]
+                for i in range(rooted):
+                    wt._unroot(params[i])
+                if wt._tls.depth == 0:
+                    wt._clear_thrown()
+        if not state.calls and state.waiters:
             state.waiters.popleft().set()
 
 
@@ -571,8 +631,7 @@ def _continuation_py(env: int | None) -> bool:
     pending = _PENDING.get(env or 0)
     if pending is None:
         return True
-    state = pending.store.aio
-    call = state.call if state is not None else None
+    call = pending.call
     if call is not None and call.routed is not None:
         routed, call.routed = call.routed, None
         routed()
@@ -615,7 +674,13 @@ def _async_callback_py(
             )
         _ref, start, ftype = entry
         state = store.aio
-        call = state.call if state is not None else None
+        # The innermost promising call being polled: the one this import runs in.
+        call = None
+        if state is not None:
+            for candidate in reversed(state.calls):
+                if candidate.state == _RUNNING:
+                    call = candidate
+                    break
         if (
             state is None
             or call is None
@@ -636,6 +701,7 @@ def _async_callback_py(
             _write_results(pending, out)
             return
         pending = _Pending(store, out, ftype, results, trap_ret)
+        pending.call = call
         key = next(_pending_ids)
         _PENDING[key] = pending
         call.pending = pending
