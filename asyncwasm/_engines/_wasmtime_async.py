@@ -8,8 +8,8 @@ or is undefined behaviour):
 One call future per store
     A store (``_Store``) becomes *async* the first time it gets a suspending host function or a
     promising call (``enable``); from then on **every** entry point on it (calls, instantiation)
-    goes through a call future, and the store's ``_AsyncState.call`` is the only future alive.
-    A new entry while that future exists is never a second future:
+    goes through a call future, and the store's ``_AsyncState.calls[0]`` is its one top-level
+    future. A new entry while that future exists is never a second top-level future:
 
     * while the future is *running* (we are inside its poll: a host function on its fiber called
       back into the store), the nested call is a nested future, polled to completion on the
@@ -22,7 +22,10 @@ One call future per store
       through, so the parked computation is first driven on (on the caller's thread, blocking)
       until it reaches a suspending import or finishes: exactly what would have happened without
       time slicing, as in JS, where a running call is never interrupted;
-    * a second promising call waits (FIFO) until the store's future is gone.
+    * a second promising call waits (FIFO) until the store's future is gone, unless it is made
+      by the coroutine that the innermost suspended call awaits (same task): then it is nested,
+      made, polled and deleted only inside that call's host call (LIFO), and plain calls route
+      through the innermost suspended call.
 
 A store with async functions accepts no sync entry point
     Sync calls on an async store are futures polled to completion (yields ignored);
@@ -32,7 +35,7 @@ A sync call reaching an async host function aborts
     Async host functions exist only in async stores, whose calls are never sync.
 
 Deleting a store while a call on it is suspended aborts
-    The wasmtime store is a ``_GuardedStore``: if its finalizer runs while a future of it is
+    The wasmtime store is a ``GuardedStore``: if its finalizer runs while a future of it is
     alive (garbage cycles are finalized in any order), deletion is deferred until the last
     future is deleted. Futures are deleted by their driver's ``finally`` (normal end, error,
     cancellation, the coroutine being closed) or, at the latest, by their own finalizer.
