@@ -490,3 +490,21 @@ async def test_features(runtime: asyncwasm.Runtime) -> None:
     assert features.jspi is True
     assert features.preemption is (runtime.engine == "wasmtime")
     assert {"jspi", "preemption"} <= set(features.as_dict())
+
+
+async def test_start_function_reaching_a_suspending_import(runtime: asyncwasm.Runtime) -> None:
+    """Instantiation is no promising call: a start function calling a Suspending import raises
+    SuspendError (never reaching the engine's sync path, which would abort wasmtime)."""
+    m = Module(
+        wat(
+            """(module (import "env" "f" (func $f (param i32) (result i32)))
+                 (func $start (drop (call $f (i32.const 1))))
+                 (start $start))"""
+        )
+    )
+    called: list[int] = []
+    with pytest.raises(SuspendError):
+        Instance(m, {"env": {"f": Suspending(lambda x: called.append(x) or x)}})
+    assert called == []
+    with pytest.raises(SuspendError):
+        await asyncwasm.instantiate(m, {"env": {"f": Suspending(lambda x: x)}})
