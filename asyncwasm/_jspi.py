@@ -100,9 +100,7 @@ async def _run(func: Function, t: FuncType, values: Sequence[object]) -> Any:
         return None
     if len(t.results) == 1:
         return from_engine_value(results[0], t.results[0], context)
-    return tuple(
-        from_engine_value(v, r, context) for v, r in zip(results, t.results, strict=True)
-    )
+    return tuple(from_engine_value(v, r, context) for v, r in zip(results, t.results, strict=True))
 
 
 def promising(func: object) -> Promising:
