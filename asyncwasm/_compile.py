@@ -98,7 +98,12 @@ class _Flight:
 
 
 async def compile_async(
-    runtime: Runtime, wasm: bytes, *, digest: bytes | None = None, info: ModuleInfo | None = None
+    runtime: Runtime,
+    wasm: bytes,
+    *,
+    digest: bytes | None = None,
+    info: ModuleInfo | None = None,
+    _retried: bool = False,
 ) -> Module:
     """Compile ``wasm`` (already copied) without blocking the event loop.
 
@@ -119,6 +124,7 @@ async def compile_async(
             if len(wasm) <= _HASH_INLINE_MAX
             else await anyio.to_thread.run_sync(_sha256, wasm)
         )
+    retried = _retried
     while True:
         compiled = runtime._memory_cache.get(digest)
         if compiled is not None:
@@ -132,7 +138,22 @@ async def compile_async(
         if compiled is not None:
             break
         # The leader was cancelled before its compilation started: start over.
-    return _to_module(runtime, digest, compiled)
+    try:
+        return _to_module(runtime, digest, compiled)
+    except CompileError:
+        # A wasmer artifact that passed its checksum but does not load (a forged or foreign
+        # entry): forget it in both caches and compile afresh, once.
+        if retried or compiled.artifact is None:
+            raise
+    await _forget_artifact(runtime, digest)
+    return await compile_async(runtime, wasm, digest=digest, info=info, _retried=True)
+
+
+async def _forget_artifact(runtime: Runtime, digest: bytes) -> None:
+    runtime._memory_cache.discard(digest)
+    if runtime._disk is not None:
+        runtime._count("disk_discarded")
+        await anyio.to_thread.run_sync(runtime._disk.discard, digest)
 
 
 def _sha256(data: bytes) -> bytes:
