@@ -31,7 +31,9 @@ Caches
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
 import pickle
 import threading
 from collections import OrderedDict
@@ -39,13 +41,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
 from ._binary import ModuleInfo
 from ._cache import CorruptEntry
 from ._exceptions import CompileError
-from ._pool import WorkerDied, _Worker
+from ._pool import CompileTimeout, WorkerDied, _Worker
 from ._source import check_magic
 
 if TYPE_CHECKING:
@@ -92,6 +95,12 @@ class _Flight:
         self.abort: Any = None  # kills the wasmer worker process running this flight
         self.outcome: Compiled | BaseException | None = None
         self.finished = threading.Event()
+        # The ``max_workers`` slot the flight holds while its work may run. It is given back by
+        # the task, or, when the task stops waiting on a running thread (cancellation, timeout),
+        # by that thread as it finishes: a compile counts until it really ends.
+        self.limiter: anyio.CapacityLimiter | None = None
+        self.slot_to_thread = False
+        self.timed_out = False
 
     def same_loop(self) -> bool:
         return anyio.lowlevel.current_token() == self.token
@@ -170,15 +179,7 @@ async def _wait(
             if lead:
                 try:
                     if flight.state == _PENDING:
-                        await anyio.to_thread.run_sync(
-                            _work,
-                            runtime,
-                            flight,
-                            wasm,
-                            info,
-                            abandon_on_cancel=True,
-                            limiter=runtime._compile_limiter(),
-                        )
+                        await _run_work(runtime, flight, wasm, info)
                     else:  # taking over from a cancelled leader: the work is under way
                         await anyio.to_thread.run_sync(flight.finished.wait, abandon_on_cancel=True)
                 except BaseException:
@@ -199,12 +200,56 @@ async def _wait(
         _leave(runtime, flight)
 
 
+async def _run_work(
+    runtime: Runtime, flight: _Flight, wasm: bytes, info: ModuleInfo | None
+) -> None:
+    """Run ``_work`` in a worker thread holding one of the runtime's ``max_workers`` slots.
+
+    Under ``compile_timeout`` on an engine that compiles in a thread (wasmtime), the wait ends at
+    the deadline with ``CompileTimeout``; the thread can't be stopped, so it runs on, keeps its
+    slot until it ends and its result is dropped. (wasmer's worker process is killed at the
+    deadline by the pool itself.)"""
+    limiter = runtime._compile_limiter()
+    await limiter.acquire_on_behalf_of(flight)
+    flight.limiter = limiter
+    timeout = None if runtime._engine.compile_in_process else runtime._compile_timeout
+    try:
+        with anyio.move_on_after(timeout if timeout is not None else math.inf) as scope:
+            await anyio.to_thread.run_sync(
+                _work, runtime, flight, wasm, info, abandon_on_cancel=True
+            )
+        if scope.cancelled_caught:
+            with flight.lock:
+                if flight.state != _FINISHED:
+                    flight.timed_out = flight.abandoned = True
+                    flight.outcome = CompileTimeout(
+                        f"compiling this module took longer than compile_timeout={timeout} s (the "
+                        "compiler thread finishes in the background; its result is dropped)"
+                    )
+    finally:
+        _release_slot(flight)
+
+
+def _release_slot(flight: _Flight) -> None:
+    """The task gives the flight's slot back, or hands it to a thread still running."""
+    with flight.lock:
+        limiter = flight.limiter
+        if limiter is None:
+            return
+        if flight.state == _RUNNING:
+            flight.slot_to_thread = True
+            return
+        flight.limiter = None
+    limiter.release_on_behalf_of(flight)
+
+
 def _leader_left(runtime: Runtime, flight: _Flight) -> None:
     """The leader was cancelled: publish what is there, or let a follower take over."""
     with flight.lock:
         state = flight.state
         if state == _PENDING:
             flight.state = _DROPPED  # the worker thread will not start it
+    _release_slot(flight)
     flight.leader_present = False
     if state == _FINISHED:
         _publish(runtime, flight)
@@ -263,9 +308,17 @@ def _work(runtime: Runtime, flight: _Flight, wasm: bytes, info: ModuleInfo | Non
     finally:
         runtime._count("active_work", -1)
     with flight.lock:
-        flight.outcome = outcome
+        if not flight.timed_out:
+            flight.outcome = outcome
         flight.state = _FINISHED
+        limiter = flight.limiter if flight.slot_to_thread else None
+        flight.limiter = None if limiter is not None else flight.limiter
     flight.finished.set()
+    if limiter is not None:
+        # Nobody waits on this thread any more: give its slot back on the loop. If the loop is
+        # gone, so is its limiter.
+        with contextlib.suppress(RuntimeError):
+            anyio.from_thread.run_sync(limiter.release_on_behalf_of, flight, token=flight.token)
 
 
 def _produce(
@@ -305,7 +358,7 @@ def _produce(
                 flight.abort = worker.kill
                 return True
 
-        artifact_out, info = runtime._process_pool().run(wasm, on_start)
+        artifact_out, info = runtime._process_pool().run(wasm, on_start, runtime._compile_timeout)
         compiled = Compiled(info, None, artifact_out, len(artifact_out) + len(wasm))
     else:
         info = known_info if known_info is not None else _decode(wasm, runtime)

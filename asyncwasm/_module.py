@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ._binary import ModuleInfo, decode_module
+from ._binary import MAX_MODULE_SIZE, ModuleInfo, decode_module
 from ._engines import Engine, EngineFeatures
 from ._exceptions import CompileError
 from ._runtime import Runtime, StoreCell, get_default_runtime
 from ._source import check_magic, copy_buffer_source
 from ._types import ExternKind, ExternType
-
-# The JS API's implementation limit on module size (1 GiB); the engines accept more.
-MAX_MODULE_SIZE = 1 << 30
 
 __all__ = ["Module", "ModuleExportDescriptor", "ModuleImportDescriptor", "validate"]
 
@@ -142,13 +139,11 @@ def _check_module(module: object) -> None:
 def validate(source: object, *, runtime: Runtime | None = None) -> bool:
     """Whether ``source`` holds a valid WebAssembly module (JS ``WebAssembly.validate``).
 
-    ``source`` is any buffer-protocol object (``TypeError`` otherwise). Synchronous: validation
-    does not compile.
+    ``source`` is any buffer-protocol object (``TypeError`` otherwise). Synchronous. True
+    exactly when compiling would succeed: a module the engine's validator accepts is compiled
+    (and cached for a later ``compile``), see ``_validate``.
     """
+    from ._validate import validate_bytes
+
     wasm = copy_buffer_source(source)
-    rt = runtime if runtime is not None else get_default_runtime()
-    try:
-        decode_for_engine(wasm, rt._engine)
-    except CompileError:
-        return False
-    return rt._engine.validate(wasm) is None
+    return validate_bytes(runtime if runtime is not None else get_default_runtime(), wasm)

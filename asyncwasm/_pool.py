@@ -109,9 +109,10 @@ class _Worker:
         kind, value = pickle.loads(frame)
         return kind, value
 
-    def call(self, wasm: bytes) -> tuple[str, Any]:
+    def call(self, wasm: bytes, deadline: _Deadline | None = None) -> tuple[str, Any]:
         """Send ``wasm``, return the reply: ``("ok", (artifact, info))`` or ``("error", exc)``.
-        The worker stays usable after either; ``WorkerDied`` means it is gone."""
+        The worker stays usable after either; ``WorkerDied`` means it is gone. ``deadline``
+        starts once the worker is ready (a cold start is not the module's fault)."""
         assert self.proc.stdin is not None
         try:
             if not self.ready:
@@ -119,6 +120,8 @@ class _Worker:
                 if kind == "error":
                     return kind, value
                 self.ready = True
+            if deadline is not None:
+                deadline.start()
             _write_frame(self.proc.stdin, pickle.dumps(wasm, pickle.HIGHEST_PROTOCOL))
         except (BrokenPipeError, ConnectionResetError, ValueError) as error:
             # ValueError: the pipe was closed under us by ``close()``.
@@ -161,6 +164,8 @@ class _Deadline:
         self._worker = worker
         self._timer = threading.Timer(timeout, self._fire)
         self._timer.daemon = True
+
+    def start(self) -> None:
         self._timer.start()
 
     def _fire(self) -> None:
@@ -229,7 +234,7 @@ class ProcessPool:
             raise WorkerDied("dropped before it started")
         timer = _Deadline(worker, timeout) if timeout is not None else None
         try:
-            kind, value = worker.call(wasm)
+            kind, value = worker.call(wasm, timer)
         except WorkerDied:
             self._discard(worker)
             if self._closed:

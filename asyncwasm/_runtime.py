@@ -74,6 +74,11 @@ class Runtime:
     - ``cache_size`` bounds the in-memory compile cache, in bytes (``0`` disables it).
     - ``cache_dir`` enables the on-disk artifact cache in that directory, created with mode
       0700 (an existing one must belong to you; its group and other permissions are removed).
+    - ``compile_timeout`` (seconds) bounds each compilation of ``compile``,
+      ``compile_streaming``, ``instantiate`` (from bytes) and ``validate``: past it they raise
+      ``CompileError`` (wasmer: the worker process is killed; wasmtime: the wait ends, the
+      compiler thread runs to its end in the background and keeps its ``max_workers`` slot
+      until then). The synchronous ``Module()`` is not bounded.
 
     The module-level functions (``asyncwasm.compile`` ...) use a process-wide default runtime; a
     runtime's methods mirror them. Use it as ``async with Runtime() as rt:`` (or call
@@ -87,7 +92,15 @@ class Runtime:
         max_workers: int | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
         cache_dir: str | os.PathLike[str] | None = None,
+        compile_timeout: float | None = None,
     ) -> None:
+        if compile_timeout is not None and not (
+            isinstance(compile_timeout, (int, float))
+            and not isinstance(compile_timeout, bool)
+            and compile_timeout > 0
+        ):
+            raise ValueError(f"compile_timeout must be a positive number, not {compile_timeout!r}")
+        self._compile_timeout: float | None = compile_timeout
         if max_workers is None:
             max_workers = os.cpu_count() or 2
         if not isinstance(max_workers, int) or max_workers < 1:
@@ -140,6 +153,11 @@ class Runtime:
     def max_workers(self) -> int:
         """How many compilations may run at once (threads or worker processes)."""
         return self._max_workers
+
+    @property
+    def compile_timeout(self) -> float | None:
+        """The bound on one compilation, in seconds, or ``None``."""
+        return self._compile_timeout
 
     @property
     def cache_dir(self) -> str | None:
@@ -343,9 +361,7 @@ class Runtime:
         """Like ``asyncwasm.compile_streaming``, with this runtime's engine."""
         from ._streaming import compile_streaming
 
-        return await compile_streaming(
-            self, source, max_bytes=max_bytes, on_progress=on_progress
-        )
+        return await compile_streaming(self, source, max_bytes=max_bytes, on_progress=on_progress)
 
     async def instantiate_streaming(
         self,
