@@ -119,7 +119,7 @@ async def compile_async(
     ``digest`` (the sha256 of ``wasm``) and ``info`` (its decoded sections) may be passed by a
     caller that already has them (streaming compilation) to save recomputing them.
     """
-    from ._module import MAX_MODULE_SIZE
+    from ._binary import MAX_MODULE_SIZE
 
     runtime._check_open()
     check_magic(wasm)
