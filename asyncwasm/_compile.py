@@ -45,7 +45,7 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
-from ._binary import ModuleInfo
+from ._binary import MAX_MODULE_SIZE, ModuleInfo
 from ._cache import CorruptEntry
 from ._exceptions import CompileError
 from ._pool import CompileTimeout, WorkerDied, _Worker
@@ -119,8 +119,6 @@ async def compile_async(
     ``digest`` (the sha256 of ``wasm``) and ``info`` (its decoded sections) may be passed by a
     caller that already has them (streaming compilation) to save recomputing them.
     """
-    from ._binary import MAX_MODULE_SIZE
-
     runtime._check_open()
     check_magic(wasm)
     if len(wasm) > MAX_MODULE_SIZE:
