@@ -18,18 +18,22 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import functools
 import hashlib
 import importlib.util
 import itertools
+import os
 import sys
 import threading
+import time
 import weakref
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
 from ctypes import POINTER, byref
 from importlib import metadata
 from typing import Any, ClassVar, Final, TypeVar
 
 import wasmtime
+from wasmtime import _bindings  # the C API's raw ctypes declarations
 from wasmtime import _ffi as ffi  # private bindings of the C API
 
 from .. import _exceptions as exc
@@ -110,6 +114,9 @@ _CONFIG: Final[dict[str, bool]] = {
     # Fuel instruments every loop and call (slower code) and makes every store start empty;
     # asyncwasm has no public API to budget fuel, so it stays off.
     "consume_fuel": False,
+    # Epoch checks at function entries and loop heads: lets Ctrl-C stop running wasm (see
+    # ``_EpochTicker``).
+    "epoch_interruption": True,
 }
 
 _MARKER_ATTR: Final = EXCEPTION_MARKER
@@ -222,6 +229,140 @@ _HOST_OWNERS: dict[int, weakref.ref[_Store]] = {}  # host func env id -> its sto
 _EXTERN_OWNERS: dict[int, weakref.ref[_Store]] = {}  # externref data id -> its store
 
 
+# -- resource guards: the GC heap bound and Ctrl-C ----------------------------------------------
+
+# wasmtime's C API has no GC heap setting, but its store limiter bounds every growth of a linear
+# memory *and of the GC heap* by ``memory_size``. Unbounded, a 3 KB module whose global
+# initialiser allocates a 3e9-element GC array took 2.8 GiB and 6 s before trapping. So every
+# store gets this default (``Limits(memory=...)``, where given, belongs in the same limiter):
+# 2 GiB, the memory32 limit browsers long had, leaves realistic memories alone.
+STORE_MEMORY_LIMIT: Final = 2 << 30
+
+
+class _EpochTicker:
+    """Ctrl-C for running wasm: the one place where the engine's epoch is used.
+
+    Python runs a signal handler only between bytecodes of the main thread, so SIGINT would wait
+    for a long wasm call to end. The engine is configured with epoch interruption; a daemon
+    thread advances the epoch every ``TICK`` seconds, and every store has a deadline callback
+    (``_Interrupts``) that runs, back in Python on the thread running wasm, at each tick: pending
+    signal handlers run there, and a ``KeyboardInterrupt`` they raise stops the wasm call and
+    comes out of it as is. Anything else wanting epoch deadlines (time slicing for JSPI, call
+    timeouts) should extend ``_Interrupts`` rather than add a second callback.
+    """
+
+    TICK: Final = 0.025
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self._engine_ptr = engine.ptr()  # the engine is never freed (see WasmtimeEngine)
+        self._lock = threading.Lock()
+        self._started = False
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def arm(self, store: wasmtime.Store) -> _Interrupts:
+        """Give a new store its deadline callback; make sure the epoch ticks."""
+        interrupts = _Interrupts(store)
+        if not self._started:
+            with self._lock:
+                if not self._started:
+                    self._started = True
+                    threading.Thread(target=self._tick, name="asyncwasm-epoch", daemon=True).start()
+        return interrupts
+
+    def _tick(self) -> None:
+        while True:
+            time.sleep(self.TICK)
+            ffi.wasmtime_engine_increment_epoch(self._engine_ptr)
+
+    def _after_fork(self) -> None:
+        self._started = False  # threads don't survive fork: the next store starts a new ticker
+
+
+class _Interrupts:
+    """One store's epoch deadline callback.
+
+    The hard part is where a signal handler runs. A ctypes callback enters Python through a new
+    frame, and CPython runs pending signal handlers as a frame *starts*, before any ``try`` in it:
+    a ``KeyboardInterrupt`` raised there is swallowed by ctypes ("Exception ignored on calling
+    ctypes callback") and the callback's return value is garbage, which wasmtime would take for
+    an error pointer. So the Python code that may see the signal is a generator resumed *inside*
+    its ``try`` (``_keys``), and the callback is C all the way to it:
+    ``max(0, ctx, data, delta, kind, key=generator.send)``. The generator gives each argument a
+    key, which makes ``max`` return either ``0`` (continue, one tick later) or ``data``: an error
+    made in advance that stops the call (wasmtime takes ownership of it, so a fresh one is made
+    by ``rearm`` before the next call, from the failed call's error path).
+    """
+
+    def __init__(self, store: wasmtime.Store) -> None:
+        self._store = store
+        self._current = _Arming()
+        ffi.wasmtime_context_set_epoch_deadline(store._context(), 1)
+        self._current.register(store)
+
+    def rearm(self) -> None:
+        """After a call stopped by a signal: a fresh callback with a fresh error."""
+        if self._current.used:
+            previous, self._current = self._current, _Arming()
+            self._current.register(self._store)  # drops (finalizes) the previous one
+            del previous
+
+
+class _Arming:
+    """One registration of the callback: its error, its generator and their ctypes thunks."""
+
+    def __init__(self) -> None:
+        self.used = False
+        error = ffi.wasmtime_error_new(b"interrupted by a signal")
+        self._error = ctypes.cast(error, ctypes.c_void_p).value
+        keys = self._keys()
+        next(keys)
+        self._callback = _DEADLINE_CALLBACK(functools.partial(max, 0, key=keys.send))
+        self._finalizer = _FINALIZER(self._finalize)
+
+    def register(self, store: wasmtime.Store) -> None:
+        ffi.wasmtime_store_epoch_deadline_callback(
+            store.ptr(), self._callback, self._error, self._finalizer
+        )
+
+    def _finalize(self, data: int | None) -> None:
+        if not self.used and data:  # once returned, the error belongs to wasmtime
+            ffi.wasmtime_error_delete(ctypes.cast(data, POINTER(ffi.wasmtime_error_t)))
+
+    def _keys(self) -> Generator[int, Any, None]:
+        # Items, in max()'s order: 0, ctx, data, delta, kind. Key 2 for the 0 means "continue";
+        # key 3 for data (the error) means "stop". Every resumption may run signal handlers.
+        position = key = 0
+        stop = False
+        while True:
+            item = None
+            try:
+                item = yield key
+            except GeneratorExit:
+                raise
+            except BaseException as error:  # KeyboardInterrupt above all: the call must stop
+                if _tls.pending is None:
+                    _tls.pending = error
+                stop = True
+            if position == 0:
+                key = 2
+            elif position == 2:
+                key = 3 if stop and not self.used else 0
+                if key:
+                    self.used = True
+            else:
+                key = 0
+                if position == 3 and item:
+                    item[0] = 1  # the next deadline: one tick on
+            position = (position + 1) % 5
+            if position == 0:
+                stop = False
+
+
+# The exact ctypes function types the binding declares (ctypes accepts no look-alike).
+_DEADLINE_CALLBACK: Final = _bindings._wasmtime_store_epoch_deadline_callback.argtypes[1]
+_FINALIZER: Final = _bindings._wasmtime_store_epoch_deadline_callback.argtypes[3]
+
+
 class _Store:
     """A ``wasmtime.Store`` with the lock that serialises its use across threads.
 
@@ -229,13 +370,18 @@ class _Store:
     objects), so reference cycles through them are visible to Python's garbage collector.
     """
 
-    def __init__(self, engine: wasmtime.Engine) -> None:
+    def __init__(self, engine: wasmtime.Engine, ticker: _EpochTicker) -> None:
         self.store = wasmtime.Store(engine)
+        self.interrupts = ticker.arm(self.store)
         # The JS API's embedder limit on a table's length (asyncwasm#3): wasm's table.grow past
         # it gives -1, as in browsers. Using the limiter at all also caps instances, tables and
         # memories per store (wasmtime's default: 10,000 each), so those are lifted explicitly.
         self.store.set_limits(
-            table_elements=MAX_TABLE_LENGTH, instances=1 << 40, tables=1 << 40, memories=1 << 40
+            table_elements=MAX_TABLE_LENGTH,
+            instances=1 << 40,
+            tables=1 << 40,
+            memories=1 << 40,
+            memory_size=STORE_MEMORY_LIMIT,
         )
         self.ctx: Any = self.store._context()
         # RLock: wasm -> host -> wasm re-entry happens on the same thread.
@@ -634,6 +780,7 @@ def _fail(store: _Store, err: Any, trap: Any, default: Callable[[str], BaseExcep
     error_obj = wasmtime.WasmtimeError._from_ptr(err) if err else None
     trap_obj = wasmtime.Trap._from_ptr(trap) if trap else None
     pending, _tls.pending = _tls.pending, None
+    store.interrupts.rearm()
     if pending is not None:
         raise pending
     if trap_obj is not None:
@@ -686,6 +833,7 @@ class WasmtimeEngine(Engine):
         # interpreter teardown, after the FFI module's globals are gone, and prints a traceback;
         # taking the pointer at exit leaves it to the OS instead.
         atexit.register(self._engine._consume)
+        self._ticker = _EpochTicker(self._engine)
         self.features = EngineFeatures(
             host_tables=True,
             reference_values=True,
@@ -741,7 +889,7 @@ class WasmtimeEngine(Engine):
 
     # -- stores and instances -------------------------------------------------------------------
     def new_store(self) -> _Store:
-        return _Store(self._engine)
+        return _Store(self._engine, self._ticker)
 
     def instantiate(self, store: object, module: Any, imports: Sequence[object]) -> _Instance:
         s = _store_of(store)
