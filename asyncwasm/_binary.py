@@ -1051,7 +1051,7 @@ class StreamingDecoder:
 
 # Limits on a section's item count (section heads), and on what its items declare in total.
 _COUNT_LIMITS: Final = {
-    TYPE: (MAX_TYPES, "recursion groups"), IMPORT: (MAX_IMPORTS, "imports"),
+    TYPE: (MAX_TYPES, "types (recursion groups)"), IMPORT: (MAX_IMPORTS, "imports"),
     FUNCTION: (MAX_FUNCTIONS, "functions"), TABLE: (MAX_TABLES, "tables"),
     MEMORY: (MAX_U32, "memories"), GLOBAL: (MAX_GLOBALS, "globals"),
     EXPORT: (MAX_EXPORTS, "exports"), ELEMENT: (MAX_ELEMENT_SEGMENTS, "element segments"),
