@@ -788,7 +788,10 @@ def _fail(store: _Store, err: Any, trap: Any, default: Callable[[str], BaseExcep
             _raise_uncaught(store, trap_obj)
         raise _runtime_error(trap_obj) from trap_obj
     if error_obj is not None:
-        raise default(exc.shorten(str(error_obj))) from error_obj
+        message = exc.shorten(str(error_obj))
+        if message.startswith("GC heap out of memory"):  # past STORE_MEMORY_LIMIT
+            raise exc.RangeError(message) from error_obj
+        raise default(message) from error_obj
     raise exc.PythonRuntimeError("wasmtime reported a failure without an error")
 
 
