@@ -1060,6 +1060,50 @@ _COUNT_LIMITS: Final = {
 _UNIT_LIMITS: Final = {TYPE: (MAX_TYPES, "types"), IMPORT: (MAX_IMPORTS, "imports")}
 
 
+def check_counts(wasm: bytes) -> None:
+    """Refuse at once a module whose section sizes or item counts are past the JS API's limits.
+
+    A walk over the section headers and each vector section's count (microseconds, whatever the
+    size): ``compile()`` runs it on the calling thread, so that a count bomb fails before any
+    worker thread or process is involved. Anything else malformed is left to the decoder."""
+    n = len(wasm)
+    pos = HEADER_SIZE
+    while pos < n:
+        sid = wasm[pos]
+        size, body = _peek_u32(wasm, pos + 1)
+        if size is None or sid > TAG:
+            return
+        if body + size > MAX_MODULE_SIZE:
+            raise _error(f"{SECTION_NAMES[sid]} section past the JS API's module size limit", pos)
+        limit = _COUNT_LIMITS.get(sid) or _HEAD_LIMITS.get(sid)
+        if limit is not None and size:
+            count, _ = _peek_u32(wasm, body)
+            if count is not None and count > limit[0]:
+                raise _limit_error(limit[1], count, limit[0], body)
+        pos = body + size
+
+
+def _peek_u32(wasm: bytes, pos: int) -> tuple[int | None, int]:
+    """A u32 LEB128 at ``pos`` and the position after it; ``None`` if it is not a valid one."""
+    result = shift = 0
+    for i in range(5):
+        if pos + i >= len(wasm):
+            return None, pos
+        b = wasm[pos + i]
+        result |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return (result if result <= MAX_U32 else None), pos + i + 1
+    return None, pos
+
+
+_HEAD_LIMITS: Final = {
+    CODE: (MAX_FUNCTIONS, "function bodies"),
+    DATA: (MAX_DATA_SEGMENTS, "data segments"),
+    DATACOUNT: (MAX_DATA_SEGMENTS, "data segments"),
+}
+
+
 def decode_module(wasm: bytes | bytearray | memoryview) -> ModuleInfo:
     """Decode a whole module; raises ``CompileError`` if it is malformed."""
     decoder = StreamingDecoder()

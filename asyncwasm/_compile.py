@@ -45,7 +45,7 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
-from ._binary import MAX_MODULE_SIZE, ModuleInfo
+from ._binary import MAX_MODULE_SIZE, ModuleInfo, check_counts
 from ._cache import CorruptEntry
 from ._exceptions import CompileError
 from ._pool import CompileTimeout, WorkerDied, _Worker
@@ -125,6 +125,7 @@ async def compile_async(
         raise CompileError(
             f"the module is {len(wasm)} bytes, over the JS API's limit of {MAX_MODULE_SIZE}"
         )
+    check_counts(wasm)  # a count bomb fails here, before any thread or process is involved
     if digest is None:
         digest = (
             hashlib.sha256(wasm).digest()

@@ -153,6 +153,14 @@ def test_ten_million_functions_are_refused_at_their_count(engine: str) -> None:
     assert float(result["maxrss_mib"]) < 100 + 4 * float(result["size_mib"]), result
 
 
+async def test_compile_refuses_a_count_bomb_before_any_worker(engine: str) -> None:
+    bomb = HEADER + VOID_TYPE + _count_section(3, 10_000_000, bytes(64))
+    async with asyncwasm.Runtime(engine) as rt:
+        with pytest.raises(asyncwasm.CompileError, match="too many functions"):
+            await rt.compile(bomb)
+        assert rt.cache_info().compiles == 0  # refused on the calling thread
+
+
 # --- 2. Streaming: a section that can never fit the module size limit fails at its header -------
 
 

@@ -84,7 +84,7 @@ def _quickjs_seed() -> bytes | None:
     from importlib import metadata
 
     try:
-        dist = metadata.distribution("qjs-wasi-reactor")
+        dist = metadata.distribution("qjs-wasi-reactor.wasm")
     except metadata.PackageNotFoundError:
         return None
     for file in dist.files or ():
