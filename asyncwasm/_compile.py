@@ -132,7 +132,6 @@ async def compile_async(
             if len(wasm) <= _HASH_INLINE_MAX
             else await anyio.to_thread.run_sync(_sha256, wasm)
         )
-    retried = _retried
     while True:
         compiled = runtime._memory_cache.get(digest)
         if compiled is not None:
@@ -151,7 +150,7 @@ async def compile_async(
     except CompileError:
         # A wasmer artifact that passed its checksum but does not load (a forged or foreign
         # entry): forget it in both caches and compile afresh, once.
-        if retried or compiled.artifact is None:
+        if _retried or compiled.artifact is None:
             raise
     await _forget_artifact(runtime, digest)
     return await compile_async(runtime, wasm, digest=digest, info=info, _retried=True)
