@@ -249,6 +249,12 @@ class _EpochTicker:
     signal handlers run there, and a ``KeyboardInterrupt`` they raise stops the wasm call and
     comes out of it as is. Anything else wanting epoch deadlines (time slicing for JSPI, call
     timeouts) should extend ``_Interrupts`` rather than add a second callback.
+
+    What runs is whatever SIGINT handler is installed: under ``asyncio.run``, whose handler only
+    cancels the main task at the first Ctrl-C (the task can't see it while wasm blocks the
+    loop), it takes the second Ctrl-C, which raises ``KeyboardInterrupt``, to stop the call.
+    Cost: epoch checks at loop heads and function entries; an empty counting loop runs about 2x
+    slower, ordinary code far less.
     """
 
     TICK: Final = 0.025
