@@ -301,14 +301,14 @@ class _Interrupts:
 
     def __init__(self, store: wasmtime.Store) -> None:
         self._store = store
-        self._current = _Arming()
+        self._current = _Arming.get()
         ffi.wasmtime_context_set_epoch_deadline(store._context(), 1)
         self._current.register(store)
 
     def rearm(self) -> None:
         """After a call stopped by a signal: a fresh callback with a fresh error."""
         if self._current.used:
-            previous, self._current = self._current, _Arming()
+            previous, self._current = self._current, _Arming.get()
             self._current.register(self._store)  # drops (finalizes) the previous one
             del previous
 
@@ -319,20 +319,25 @@ class _Arming:
     def __init__(self) -> None:
         self.used = False
         error = ffi.wasmtime_error_new(b"interrupted by a signal")
-        self._error = ctypes.cast(error, ctypes.c_void_p).value
+        self._error: int = ctypes.cast(error, ctypes.c_void_p).value or 0
         keys = self._keys()
         next(keys)
         self._callback = _DEADLINE_CALLBACK(functools.partial(max, 0, key=keys.send))
-        self._finalizer = _FINALIZER(self._finalize)
+
+    @staticmethod
+    def get() -> _Arming:
+        """A registration to use: one whose store is gone (making one costs ~10 us, and a
+        program that drops everything between instances makes a store per instance), or new."""
+        try:
+            return _IDLE_ARMINGS.pop()
+        except IndexError:
+            return _Arming()
 
     def register(self, store: wasmtime.Store) -> None:
+        _REGISTERED[self._error] = self
         ffi.wasmtime_store_epoch_deadline_callback(
-            store.ptr(), self._callback, self._error, self._finalizer
+            store.ptr(), self._callback, self._error, _UNREGISTERED
         )
-
-    def _finalize(self, data: int | None) -> None:
-        if not self.used and data:  # once returned, the error belongs to wasmtime
-            ffi.wasmtime_error_delete(ctypes.cast(data, POINTER(ffi.wasmtime_error_t)))
 
     def _keys(self) -> Generator[int, Any, None]:
         # Items, in max()'s order: 0, ctx, data, delta, kind. Key 2 for the 0 means "continue";
@@ -353,7 +358,7 @@ class _Arming:
                 key = 2
             elif position == 2:
                 key = 3 if stop and not self.used else 0
-                if key:
+                if key:  # the error is handed to wasmtime, which frees it
                     self.used = True
             else:
                 key = 0
@@ -367,6 +372,26 @@ class _Arming:
 # The exact ctypes function types the binding declares (ctypes accepts no look-alike).
 _DEADLINE_CALLBACK: Final = _bindings._wasmtime_store_epoch_deadline_callback.argtypes[1]
 _FINALIZER: Final = _bindings._wasmtime_store_epoch_deadline_callback.argtypes[3]
+
+# Registrations by their error's address while a store holds them, and those whose store is
+# gone with their error unused, ready for the next store.
+_REGISTERED: dict[int, _Arming] = {}
+_IDLE_ARMINGS: list[_Arming] = []
+_IDLE_MAX: Final = 64
+
+
+def _unregistered(data: int | None) -> None:
+    """The finalizer of every registration: its store is gone, or a fresh one replaced it."""
+    arming = _REGISTERED.pop(data or 0, None)
+    if arming is None or arming.used:  # a used error belongs to wasmtime (freed already)
+        return
+    if len(_IDLE_ARMINGS) < _IDLE_MAX:
+        _IDLE_ARMINGS.append(arming)
+    else:
+        ffi.wasmtime_error_delete(ctypes.cast(arming._error, POINTER(ffi.wasmtime_error_t)))
+
+
+_UNREGISTERED: Final = _FINALIZER(_unregistered)
 
 
 class _Store:
