@@ -76,8 +76,14 @@ class Module:
     _store_cell: StoreCell | None
 
     def __init__(self, source: object, *, runtime: Runtime | None = None) -> None:
+        from ._validate import from_cache
+
         wasm = copy_buffer_source(source)
         rt = runtime if runtime is not None else get_default_runtime()
+        cached = from_cache(rt, wasm)  # compiled by validate() or compile() already
+        if cached is not None:
+            self._init(rt, *cached)
+            return
         info = decode_for_engine(wasm, rt._engine)
         cell = rt._store() if rt._engine.module_needs_store else None
         handle = rt._engine.compile(cell.handle if cell is not None else None, wasm)

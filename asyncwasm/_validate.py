@@ -20,18 +20,18 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ._compile import Compiled
+from ._compile import Compiled, _store_module
 from ._exceptions import CompileError, PythonRuntimeError
 from ._module import decode_for_engine
 from ._pool import WorkerDied
 
 if TYPE_CHECKING:
     from ._binary import ModuleInfo
-    from ._runtime import Runtime
+    from ._runtime import Runtime, StoreCell
 
-__all__ = ["validate_bytes"]
+__all__ = ["from_cache", "validate_bytes"]
 
 
 def validate_bytes(runtime: Runtime, wasm: bytes) -> bool:
@@ -53,6 +53,19 @@ def validate_bytes(runtime: Runtime, wasm: bytes) -> bool:
     if compiled is not None:
         runtime._memory_cache.put(digest, compiled, compiled.size)
     return True
+
+
+def from_cache(runtime: Runtime, wasm: bytes) -> tuple[Any, ModuleInfo, StoreCell | None] | None:
+    """For the synchronous ``Module()``: the engine module, decoded info and store of a
+    compilation already in the in-memory cache (JS code validates, then constructs), or None."""
+    digest = hashlib.sha256(wasm).digest()
+    compiled = runtime._memory_cache.get(digest)
+    if compiled is None:
+        return None
+    if compiled.artifact is None:
+        return compiled.handle, compiled.info, None
+    cell = runtime._store()
+    return _store_module(runtime, cell, digest, compiled.artifact), compiled.info, cell
 
 
 def _compile(runtime: Runtime, wasm: bytes, info: ModuleInfo) -> Compiled | None:

@@ -271,6 +271,32 @@ async def test_validate_compiles_once_for_a_later_compile(engine: str) -> None:
         assert asyncwasm.Instance(module).exports.add(2, 3) == 5
 
 
+def test_module_after_validate_does_not_compile_again(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eng = get_engine(engine)
+    calls: list[int] = []
+    original = type(eng).compile
+
+    def counted(self: object, store: object, wasm: bytes) -> object:
+        calls.append(len(wasm))
+        return original(self, store, wasm)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(eng), "compile", counted)
+    wasm = many_functions(40)
+    rt = asyncwasm.Runtime(engine)
+    try:
+        assert rt.validate(wasm) is True
+        compiled_by_validate = len(calls)  # wasmtime: here; wasmer: in a worker process
+        module = asyncwasm.Module(wasm, runtime=rt)
+        assert len(calls) == compiled_by_validate
+        assert asyncwasm.Instance(module).exports.add(20, 22) == 42
+        asyncwasm.Module(many_functions(41), runtime=rt)  # not validated: compiled here
+        assert len(calls) == compiled_by_validate + 1
+    finally:
+        rt.close()
+
+
 # --- 4. A cancelled wasmtime compile keeps its max_workers slot until its thread ends ----------
 
 
