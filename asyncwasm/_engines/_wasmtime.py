@@ -235,7 +235,9 @@ _EXTERN_OWNERS: dict[int, weakref.ref[_Store]] = {}  # externref data id -> its 
 # memory *and of the GC heap* by ``memory_size``. Unbounded, a 3 KB module whose global
 # initialiser allocates a 3e9-element GC array took 2.8 GiB and 6 s before trapping. So every
 # store gets this default (``Limits(memory=...)``, where given, belongs in the same limiter):
-# 2 GiB, the memory32 limit browsers long had, leaves realistic memories alone.
+# 2 GiB, the memory32 limit browsers long had. The price: a linear memory can't grow past 2 GiB
+# (32,768 pages) on wasmtime either, where JS allows 4 GiB; wasmtime's C API offers no way to
+# bound the GC heap alone.
 STORE_MEMORY_LIMIT: Final = 2 << 30
 
 
