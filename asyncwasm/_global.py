@@ -47,6 +47,7 @@ class Global(StoreObject[GlobalType]):
         cell = rt._store()
         self._init(rt, cell, rt._engine.global_new(cell.handle, gtype, engine_value), gtype)
 
+
     @property
     def type(self) -> GlobalType:
         """The global's value type and mutability."""

@@ -81,6 +81,7 @@ class Table(StoreObject[TableType]):
         cell = rt._store()
         self._init(rt, cell, rt._engine.table_new(cell.handle, ttype, fill), ttype)
 
+
     @property
     def type(self) -> TableType:
         """The table's element type and limits as declared."""

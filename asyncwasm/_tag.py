@@ -48,6 +48,7 @@ class Tag(StoreObject[TagType | None]):
         # Register it, so that an exception wasm throws with this tag carries this very object.
         rt._tags.setdefault(rt._engine.tag_key(handle), self)
 
+
     @property
     def type(self) -> TagType | None:
         """The tag's parameter types, or ``None`` for a tag wasm never exported to us."""
