@@ -342,9 +342,7 @@ class _SharedMemoryPtr:
 class _Memory(_Handle):
     __slots__ = ("raw", "shared")
 
-    def __init__(
-        self, store: _Store, raw: Any = None, shared: _SharedMemoryPtr | None = None
-    ) -> None:
+    def __init__(self, store: _Store, raw: Any = None, shared: _SharedMemoryPtr | None = None) -> None:
         self.store = store
         self.raw: Any = None if raw is None else ffi.wasmtime_memory_t.from_buffer_copy(raw)
         self.shared = shared
@@ -622,7 +620,9 @@ def _trampoline_py(
         out = fn(*args)
         values = tuple(out)
         if len(values) != nresults:
-            raise TypeError(f"host function returned {len(values)} values for {nresults} results")
+            raise TypeError(
+                f"host function returned {len(values)} values for {nresults} results"
+            )
         for i, value in enumerate(values):
             _to_raw(store, ctx, ftype.results[i], value, results[i])
         return 0
@@ -936,9 +936,7 @@ class WasmtimeEngine(Engine):
             )
             if type.shared:
                 ptr = POINTER(ffi.wasmtime_sharedmemory_t)()
-                _check_error(
-                    ffi.wasmtime_sharedmemory_new(self._engine.ptr(), mtype.ptr(), byref(ptr))
-                )
+                _check_error(ffi.wasmtime_sharedmemory_new(self._engine.ptr(), mtype.ptr(), byref(ptr)))
                 return _Memory(s, shared=_SharedMemoryPtr(ptr))
             raw = ffi.wasmtime_memory_t()
             with s.lock:
@@ -999,9 +997,7 @@ class WasmtimeEngine(Engine):
             limits.maximum is not None and not limits.minimum <= limits.maximum < u32
         ):
             raise exc.RangeError("bad table limits")
-        wl = ffi.wasm_limits_t(
-            limits.minimum, u32 - 1 if limits.maximum is None else limits.maximum
-        )
+        wl = ffi.wasm_limits_t(limits.minimum, u32 - 1 if limits.maximum is None else limits.maximum)
         ttype = ffi.wasm_tabletype_new(_valtype(type.element), byref(wl))
         raw = ffi.wasmtime_table_t()
         value = ffi.wasmtime_val_t()
