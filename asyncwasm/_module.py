@@ -147,7 +147,7 @@ def validate(source: object, *, runtime: Runtime | None = None) -> bool:
 
     ``source`` is any buffer-protocol object (``TypeError`` otherwise). Synchronous. True
     exactly when compiling would succeed: a module the engine's validator accepts is compiled
-    (and cached for a later ``compile``), see ``_validate``.
+    (and cached for a later ``compile()`` or ``Module()``), see ``_validate``.
     """
     from ._validate import validate_bytes
 

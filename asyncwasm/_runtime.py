@@ -361,7 +361,9 @@ class Runtime:
         """Like ``asyncwasm.compile_streaming``, with this runtime's engine."""
         from ._streaming import compile_streaming
 
-        return await compile_streaming(self, source, max_bytes=max_bytes, on_progress=on_progress)
+        return await compile_streaming(
+            self, source, max_bytes=max_bytes, on_progress=on_progress
+        )
 
     async def instantiate_streaming(
         self,
