@@ -30,6 +30,7 @@ from ._exceptions import (
     NotSupportedError,
     RangeError,
     RuntimeClosedError,
+    SuspendError,
     TrapKind,
     WebAssemblyError,
 )
@@ -39,6 +40,7 @@ from ._exceptions import (
 from ._function import Function
 from ._global import Global
 from ._instance import Exports, Instance, InstantiatedSource
+from ._jspi import Suspending, promising
 from ._memory import Memory
 from ._module import Module, ModuleExportDescriptor, ModuleImportDescriptor
 from ._runtime import Runtime
@@ -71,6 +73,8 @@ __all__ = [
     "RangeError",
     "Runtime",
     "RuntimeClosedError",
+    "SuspendError",
+    "Suspending",
     "Table",
     "TableType",
     "Tag",
@@ -84,6 +88,7 @@ __all__ = [
     "instantiate",
     "instantiateStreaming",
     "instantiate_streaming",
+    "promising",
     "validate",
 ]
 

@@ -7,6 +7,7 @@ Our exception hierarchy::
     │   ├── CompileError ........ the bytes are not a valid module (malformed or invalid)
     │   ├── LinkError ........... instantiation: an import is missing or of the wrong kind/type
     │   ├── RuntimeError ........ a trap while running wasm; ``.trap`` names its kind
+    │   ├── SuspendError ........ JSPI: a Suspending import reached outside a promising call
     │   └── NotSupportedError ... the selected engine cannot do this (also a NotImplementedError)
     ├── RuntimeError (Python's)
     │   └── RuntimeClosedError .. the asyncwasm.Runtime was closed (compiling needs an open one)
@@ -33,6 +34,7 @@ __all__ = [
     "RangeError",
     "RuntimeClosedError",
     "RuntimeError",
+    "SuspendError",
     "TrapKind",
     "WebAssemblyError",
 ]
@@ -105,6 +107,12 @@ class RuntimeError(WebAssemblyError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild, (type(self), str(self), {"trap": self.trap}))
+
+
+class SuspendError(WebAssemblyError):
+    """JS ``WebAssembly.SuspendError`` (JSPI): wasm called a ``Suspending`` import with no
+    promising call directly below it (a plain call, or a host function in between), so there is
+    nothing to suspend. The instance stays usable."""
 
 
 class NotSupportedError(WebAssemblyError, NotImplementedError):

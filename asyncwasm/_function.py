@@ -3,17 +3,18 @@ importable)."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ._context import StoreCell, StoreContext, StoreObject, handle_of
 from ._engines import UncaughtWasmException
-from ._engines._base import FuncHandle
+from ._engines._base import FuncHandle, close_awaitable
 from ._tag import exception_from_engine
 from ._types import FuncType
 from ._values import check_boundary_types, from_engine_value, to_engine_value
 
-__all__ = ["Function", "host_function_handle"]
+__all__ = ["Function", "host_function_handle", "refuse_awaitable", "results_to_engine"]
 
 
 class Function(StoreObject[FuncType | None], kind="function"):
@@ -77,7 +78,8 @@ class Function(StoreObject[FuncType | None], kind="function"):
         )
 
 
-def _results_to_engine(result: object, t: FuncType, context: StoreContext) -> tuple[object, ...]:
+def results_to_engine(result: object, t: FuncType, context: StoreContext) -> tuple[object, ...]:
+    """A host function's ``result`` as engine values of ``t``'s result types."""
     if not t.results:
         return ()
     if len(t.results) == 1:
@@ -106,6 +108,20 @@ def host_function_handle(
         args = [
             from_engine_value(a, p, context) for a, p in zip(engine_args, t.params, strict=True)
         ]
-        return _results_to_engine(fn(*args), t, context)
+        result = fn(*args)
+        if inspect.isawaitable(result):
+            refuse_awaitable(result)
+        return results_to_engine(result, t, context)
 
     return context.engine.func_new(cell.handle, t, trampoline)
+
+
+def refuse_awaitable(result: object) -> None:
+    """A plain import returned the awaitable ``result``: close it and raise the contract's
+    ``TypeError`` (an ``async def`` used as a plain import would otherwise be silently dropped,
+    or fail converting a coroutine to a number)."""
+    close_awaitable(result)
+    raise TypeError(
+        "a plain function import returned an awaitable; wrap the function in "
+        "asyncwasm.Suspending(...) and call the export through asyncwasm.promising(...)"
+    )

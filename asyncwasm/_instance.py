@@ -27,6 +27,7 @@ from ._engines._base import (
 from ._exceptions import LinkError, RangeError
 from ._function import Function, host_function_handle
 from ._global import Global
+from ._jspi import Suspending, isolated_store, suspending_function_handle
 from ._memory import Memory
 from ._module import Module, ModuleParts, parts_of
 from ._table import Table
@@ -130,7 +131,13 @@ class Instance:
         context = parts.context
         engine = context.engine
         cell = parts.cell if parts.cell is not None else context.store()
-        handles, kept = _resolve_imports(parts, imports, cell)
+        values: list[object] = []
+        handles, kept = _resolve_imports(parts, imports, cell, values)
+        # JSPI: an instance with Suspending imports may need a store of its own (see _jspi).
+        isolated = isolated_store(context, values) if parts.cell is None else None
+        if isolated is not None:
+            cell = isolated
+            handles, kept = _resolve_values(parts, values, cell)
         _check_table_sizes(parts)
         engine.note_declared_types(cell.handle, parts.info.types)
         handle = engine.instantiate(cell.handle, parts.handle, handles)
@@ -182,10 +189,10 @@ def _link_error(imp: ImportInfo, message: str) -> LinkError:
 
 
 def _resolve_imports(
-    parts: ModuleParts, imports: object, cell: StoreCell
+    parts: ModuleParts, imports: object, cell: StoreCell, values: list[object] | None = None
 ) -> tuple[list[ExternHandle], tuple[object, ...]]:
     """Look every import up once, in module order; returns engine handles and the objects to
-    keep alive."""
+    keep alive. The values looked up are appended to ``values`` when given."""
     infos = parts.info.imports
     if imports is None:
         if infos:
@@ -212,10 +219,24 @@ def _resolve_imports(
             value = namespace[imp.name]
         except KeyError:
             raise _link_error(imp, "missing from the import object") from None
+        if values is not None:
+            values.append(value)
         handle, keep = _resolve_one(context, cell, imp, value, host_functions)
         handles.append(handle)
         kept.append(keep)
     return handles, tuple(kept)
+
+
+def _resolve_values(
+    parts: ModuleParts, values: list[object], cell: StoreCell
+) -> tuple[list[ExternHandle], tuple[object, ...]]:
+    """``_resolve_imports`` again for values already looked up (no second lookup), in ``cell``."""
+    host_functions: dict[tuple[int, FuncType], FuncHandle] = {}
+    pairs = [
+        _resolve_one(parts.context, cell, imp, value, host_functions)
+        for imp, value in zip(parts.info.imports, values, strict=True)
+    ]
+    return [h for h, _ in pairs], tuple(k for _, k in pairs)
 
 
 def _import_handle(context: StoreContext, imp: ImportInfo, obj: StoreObject[Any]) -> ExternHandle:
@@ -302,6 +323,11 @@ def _resolve_one(
     host_functions: dict[tuple[int, FuncType], FuncHandle],
 ) -> tuple[ExternHandle, object]:
     t = imp.type
+    if isinstance(t, FuncType) and isinstance(value, Suspending):  # JSPI
+        key = (id(value), t)
+        if key not in host_functions:
+            host_functions[key] = suspending_function_handle(context, cell, value, t)
+        return host_functions[key], value
     if isinstance(t, FuncType):
         if isinstance(value, Function):
             return _import_handle(context, imp, value), value

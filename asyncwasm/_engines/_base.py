@@ -35,10 +35,12 @@ Threads
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Hashable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
 from typing import ClassVar, TypeAlias
 
+from .._exceptions import NotSupportedError
 from .._types import FuncType, GlobalType, MemoryType, TableType, TagType
 
 
@@ -89,6 +91,13 @@ class TagHandle(ExternHandle):
 
 
 EngineValue: TypeAlias = object
+SuspendingStart: TypeAlias = Callable[
+    ..., "Sequence[EngineValue] | Awaitable[Sequence[EngineValue]]"
+]
+"""A suspending host function as the engine sees it (JSPI): called with engine values on the
+event-loop thread; returns the results at once (a sequence of engine values: no suspension), or
+an awaitable resolving to them, which the engine's promising-call driver awaits while the wasm
+computation is suspended."""
 HostCallable: TypeAlias = Callable[..., Sequence[EngineValue]]
 """A host function as the engine sees it: called with engine values (one per parameter),
 returns a sequence of engine values (one per result). Whatever it raises must come out of the
@@ -114,6 +123,11 @@ class EngineFeatures:
     memory64: bool
     tail_calls: bool
     multi_value: bool
+    jspi: bool = False
+    """wasm can be suspended at a ``Suspending`` import inside a promising call (JSPI)."""
+    preemption: bool = False
+    """Running wasm can be interrupted: a long promising call yields to the event loop
+    regularly, and cancelling it stops the wasm within milliseconds."""
 
     def as_dict(self) -> dict[str, bool]:
         return asdict(self)
@@ -150,6 +164,18 @@ class WasmThrowable(Exception):
     thrown: Thrown
 
 
+def close_awaitable(awaitable: object) -> None:
+    """Dispose of an awaitable that will never be awaited, without a "never awaited" warning:
+    close a coroutine, cancel a future, close anything else that has ``close``."""
+    for method in ("close", "cancel"):
+        fn = getattr(awaitable, method, None)
+        if callable(fn):
+            # Disposing must not hide the error being reported.
+            with contextlib.suppress(Exception):
+                fn()
+            return
+
+
 class Engine(abc.ABC):
     """One WebAssembly engine, process-wide (one instance per engine name)."""
 
@@ -159,6 +185,11 @@ class Engine(abc.ABC):
     compile_in_process: ClassVar[bool]
     """True when compiling holds the GIL (wasmer): the async runtime then compiles in a worker
     *process* with ``compile_artifact`` and loads the result with ``deserialize``."""
+    isolate_suspending_instances: ClassVar[bool] = False
+    """True when one suspended promising call blocks its whole store (wasmtime: one call future
+    per store): an instance with ``Suspending`` imports that imports no store objects then gets a
+    store of its own, so that suspended calls on different instances never wait for each
+    other."""
 
     @property
     @abc.abstractmethod
@@ -315,3 +346,35 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def tag_key(self, tag: TagHandle) -> Hashable:
         """Equal for every handle of the same tag."""
+
+    # -- JSPI (see asyncwasm/_jspi.py) ---------------------------------------------------------
+    def func_new_suspending(
+        self, store: StoreHandle, type: FuncType, start: SuspendingStart
+    ) -> FuncHandle:
+        """A host function of ``type`` that may suspend the wasm computation (JSPI ``Suspending``).
+
+        When wasm calls it inside a promising call (``call_promising``) with no other host frame
+        in between, the engine calls ``start`` with engine values, on the event-loop thread and
+        never on a small side stack; if ``start`` returns an awaitable, the promising call's
+        driver awaits it while the wasm stays suspended, and its value (a sequence of engine
+        values) becomes the import's results. An exception from ``start`` or the awaitable
+        propagates as from any host function. Reached anywhere else (a plain ``call``, or a plain
+        host function between it and the promising call), it raises ``SuspendError`` without
+        calling ``start``. Engines without JSPI raise ``NotSupportedError``.
+        """
+        raise NotSupportedError(self.name, "JSPI (Suspending imports)")
+
+    async def call_promising(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType, args: Sequence[EngineValue]
+    ) -> tuple[EngineValue, ...]:
+        """Call ``func`` as a promising call: like ``call``, but suspending host functions
+        reached by it may suspend it (see ``func_new_suspending``), and, where
+        ``features.preemption``, running wasm yields to the event loop regularly.
+
+        Cancelling the awaiting task stops the wasm at its pending import or next yield; the
+        backend's cancellation exception propagates and the store stays usable. While the call is
+        suspended, plain calls into the same store (e.g. the awaited coroutine calling the
+        module's ``malloc``) work; several promising calls may be suspended at once, at least on
+        different stores (an engine may run those on one store one after the other).
+        """
+        raise NotSupportedError(self.name, "JSPI (promising calls)")

@@ -76,6 +76,7 @@ from .._exceptions import (
     shorten,
 )
 from .._types import FuncType, GlobalType, MemoryType, TableType, TagType
+from . import _wasmer_async as _async
 from ._base import (
     Engine,
     EngineFeatures,
@@ -88,6 +89,7 @@ from ._base import (
     MemoryHandle,
     ModuleHandle,
     StoreHandle,
+    SuspendingStart,
     TableHandle,
     TagHandle,
 )
@@ -486,6 +488,8 @@ class WasmerEngine(Engine):
             v128=True,
             exceptions=False,
             fuel=False,
+            jspi=True,
+            preemption=False,
             shared_memory=False,
             memory64=False,
             tail_calls=False,
@@ -626,6 +630,21 @@ class WasmerEngine(Engine):
 
     # -- functions -------------------------------------------------------------------------
     def func_new(self, store: StoreHandle, type: FuncType, fn: HostCallable) -> WasmerFunc:
+        return self._func_new(store, type, _async.plain_host(fn))
+
+    # -- JSPI (_wasmer_async: greenlets) ---------------------------------------------------
+    def func_new_suspending(
+        self, store: StoreHandle, type: FuncType, start: SuspendingStart
+    ) -> WasmerFunc:
+        return self._func_new(store, type, _async.suspending_host(start))
+
+    async def call_promising(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType, args: Sequence[EngineValue]
+    ) -> tuple[EngineValue, ...]:
+        wfunc = _affine(func, WasmerFunc, "function")
+        return await _async.call_promising(lambda: self.call(store, wfunc, type, args))
+
+    def _func_new(self, store: StoreHandle, type: FuncType, fn: HostCallable) -> WasmerFunc:
         store = _store(store)
         _check_value_types(type.params)
         _check_value_types(type.results)
