@@ -176,10 +176,10 @@ class Sink:
             _close(result)
             raise TypeError("an async stdout/stderr callable needs WASI.start_async()")
 
-    async def write_async(self, data: bytes) -> None:
+    def write_started(self, data: bytes) -> Awaitable[Any] | None:
+        """Write, or start writing: an awaitable to finish when the callable returned one."""
         result = self._write_fn()(data)
-        if inspect.isawaitable(result):
-            await result
+        return result if inspect.isawaitable(result) else None
 
 
 def _close(awaitable: Awaitable[Any]) -> None:
@@ -210,30 +210,52 @@ def run_blocking(call: Syscall, stdin: Stdin, sinks: tuple[Sink, Sink]) -> int:
 
 def run_suspending(call: Syscall, stdin: Stdin, sinks: tuple[Sink, Sink]) -> int | Awaitable[int]:
     """Run a syscall up to its first request that would block: its errno if there is none, else
-    an awaitable finishing it (a ``Suspending`` import then suspends the wasm program)."""
+    an awaitable finishing it (a ``Suspending`` import then suspends the wasm program).
+
+    Reads of buffered stdin and writes to files or plain callables are done at once: only real
+    waiting (an async source or sink, a sleep) suspends the program."""
     try:
         request = next(call)
-        while isinstance(request, Read):  # reads of buffered stdin don't suspend
-            data = stdin.take(request.size)
-            if data is None:
-                break
-            request = call.send(data)
+        while True:
+            if isinstance(request, Read):
+                value = stdin.take(request.size)
+                if value is None:
+                    return _finish(call, request, None, stdin, sinks)
+            elif isinstance(request, Write):
+                pending = sinks[request.stream - 1].write_started(request.data)
+                if pending is not None:
+                    return _finish(call, None, pending, stdin, sinks)
+                value = None
+            else:
+                return _finish(call, request, None, stdin, sinks)
+            request = call.send(value)
     except StopIteration as done:
         return int(done.value)
     except WasiError as error:
         return int(error.errno)
-    return _finish(call, request, stdin, sinks)
 
 
-async def _finish(call: Syscall, request: Blocking, stdin: Stdin, sinks: tuple[Sink, Sink]) -> int:
+async def _finish(
+    call: Syscall,
+    request: Blocking | None,
+    pending: Awaitable[Any] | None,
+    stdin: Stdin,
+    sinks: tuple[Sink, Sink],
+) -> int:
     try:
+        if pending is not None:  # a write that had started
+            await pending
+            request = call.send(None)
         while True:
             if isinstance(request, Read):
                 value: object = await stdin.read_async(request.size)
             elif isinstance(request, Write):
-                await sinks[request.stream - 1].write_async(request.data)
+                started = sinks[request.stream - 1].write_started(request.data)
+                if started is not None:
+                    await started
                 value = None
             else:
+                assert request is not None
                 await anyio.sleep(request.seconds)
                 value = None
             request = call.send(value)

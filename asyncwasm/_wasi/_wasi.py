@@ -9,10 +9,11 @@ from typing import Any
 
 from .._function import Function
 from .._instance import Instance
+from .._jspi import blocking_suspending, promising
 from .._memory import Memory
 from ._constants import RIGHTS_ALL, Errno, Filetype, WasiError, errno_from_oserror
 from ._fdtable import Entry, FdTable
-from ._streams import Sink, Stdin, Syscall, run_blocking
+from ._streams import Sink, Stdin, Syscall, run_blocking, run_suspending
 from ._syscalls import BLOCKING, DIR_RIGHTS, SIGNATURES, ProcExit, Syscalls, unsigned_args
 
 __all__ = ["WASI"]
@@ -77,23 +78,25 @@ class WASI:
             self._buffer, self._fds, self._stdin, tuple(self._args), tuple(self._env)
         )
         self._driver: Callable[[Syscall], Any] = self._run_blocking
-        self._import = {name: self._import_for(name) for name in SIGNATURES}
+        self._import: dict[str, object] = {name: self._import_for(name) for name in SIGNATURES}
 
     # -- the import object ----------------------------------------------------------------------
     @property
-    def wasi_import(self) -> dict[str, Callable[..., Any]]:
+    def wasi_import(self) -> dict[str, object]:
         """The ``wasi_snapshot_preview1`` functions (Node's ``wasi.wasiImport``)."""
         return self._import
 
     wasiImport = wasi_import
 
-    def get_import_object(self) -> dict[str, dict[str, Callable[..., Any]]]:
+    def get_import_object(self) -> dict[str, dict[str, object]]:
         """``{"wasi_snapshot_preview1": wasi.wasi_import}`` (Node's ``getImportObject()``)."""
         return {"wasi_snapshot_preview1": self._import}
 
     getImportObject = get_import_object
 
-    def _import_for(self, name: str) -> Callable[..., Any]:
+    def _import_for(self, name: str) -> Any:
+        """The import ``name``: a plain function, or for the calls that may wait, a Suspending
+        one that blocks under ``start`` and suspends the program under ``start_async``."""
         method = getattr(self._syscalls, name)
         if name == "proc_exit":
 
@@ -115,10 +118,13 @@ class WASI:
                 return int(errno_from_oserror(error))
 
         syscall.__name__ = syscall.__qualname__ = name
-        return syscall
+        return blocking_suspending(syscall) if blocking else syscall
 
     def _run_blocking(self, call: Syscall) -> int:
         return run_blocking(call, self._stdin, self._sinks)
+
+    def _run_suspending(self, call: Syscall) -> Any:
+        return run_suspending(call, self._stdin, self._sinks)
 
     def _buffer(self) -> memoryview:
         if self._memory is None:
@@ -159,6 +165,21 @@ class WASI:
         except ProcExit as exit:
             return self._exit(exit.code)
         return 0  # main returned 0: wasi-libc calls proc_exit only for other codes
+
+    async def start_async(self, instance: Instance) -> int:
+        """Run the command's ``_start`` as a promising call (JSPI): reading stdin, ``poll_oneoff``
+        sleeps and writes to an async sink suspend the program, never the event loop. Its exit
+        code, as :meth:`start`."""
+        func = self._bind(instance, "_start")
+        assert func is not None
+        self._driver = self._run_suspending
+        try:
+            await promising(func)()
+        except ProcExit as exit:
+            return self._exit(exit.code)
+        finally:
+            self._driver = self._run_blocking
+        return 0
 
     def initialize(self, instance: Instance) -> None:
         """Set the reactor up: run its ``_initialize`` when it exports one."""
