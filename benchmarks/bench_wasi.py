@@ -1,7 +1,11 @@
 """WASI file throughput: a C program (tests/wasi/wasitest.c, ``copy``) copies a 64 MiB file
 through ``fd_read``/``fd_write`` in 64 KiB blocks, under ``asyncwasm.WASI`` and, in the same
 run and process, under wasmtime-py's own built-in WASI (``wasmtime.WasiConfig``, implemented in
-Rust). Target: asyncwasm within 2x of it, through ``start`` and ``start_async``. The module is compiled once; each timed run is
+Rust). Target: asyncwasm within 2x of it, through ``start`` and ``start_async``.
+
+Also the event loop's worst lateness (a 1 ms ticker) while a program run by ``start_async``
+sleeps 1 s (``poll_oneoff``) and while it waits 1 s for stdin from an async iterable: the
+median of 3 runs (the worst also shown; a loaded machine adds its own stalls). Target: <= 5 ms. The module is compiled once; each timed run is
 instantiate + ``_start``.
 """
 
@@ -11,9 +15,11 @@ import io
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from _common import REPO, Figure, driver_main, median
+import anyio
+from _common import REPO, Figure, LatenessMonitor, driver_main, median
 
 import asyncwasm
 
@@ -67,6 +73,23 @@ def run_wasmtime(wasm: bytes, data: Path) -> float:
     return elapsed
 
 
+async def lateness(module: asyncwasm.Module, what: str) -> float:
+    """Worst loop lateness (ms) while ``start_async`` runs a program that waits 1 s."""
+
+    async def late_stdin() -> AsyncIterator[bytes]:
+        await anyio.sleep(1.0)
+        yield b"after a second\n"
+
+    if what == "sleep":
+        wasi = asyncwasm.WASI(args=["wasitest", "sleep", "1000"], stdout=io.BytesIO())
+    else:
+        wasi = asyncwasm.WASI(args=["wasitest", "cat"], stdin=late_stdin(), stdout=io.BytesIO())
+    instance = asyncwasm.Instance(module, wasi.get_import_object())
+    async with LatenessMonitor() as monitor:
+        assert await wasi.start_async(instance) == 0
+    return monitor.max_ms
+
+
 async def measure(engine: str, quick: bool) -> list[Figure]:
     runs = 3 if quick else 7
     wasm = build.build(REPO / "tests" / "wasi" / "wasitest.c").read_bytes()
@@ -84,6 +107,10 @@ async def measure(engine: str, quick: bool) -> list[Figure]:
                 for mode in ("start", "start_async"):
                     samples = [await run_asyncwasm(module, data, mode) for _ in range(runs)]
                     times[mode] = median(samples)
+                waits: dict[str, list[float]] = {"sleep": [], "stdin": []}
+                for _ in range(1 if quick else 3):
+                    for what, samples in waits.items():
+                        samples.append(await lateness(module, what))
             finally:
                 _set_default_runtime(previous)
         theirs = median([run_wasmtime(wasm, data) for _ in range(runs)])
@@ -94,6 +121,12 @@ async def measure(engine: str, quick: bool) -> list[Figure]:
         figures.append(Figure(f"64 MiB copy, asyncwasm WASI.{mode}", ours * 1e3, "ms"))
         figures.append(Figure(f"  throughput, {mode}", mib_s / ours, "MiB/s"))
         figures.append(Figure(f"  {mode} / wasmtime-py WASI", ratio, "x", "<= 2x", ratio <= 2))
+    for what, text in (("sleep", "sleeps 1 s"), ("stdin", "waits 1 s for stdin")):
+        late = median(waits[what])
+        figures.append(
+            Figure(f"loop lateness while it {text}", late, "ms", "<= 5 ms", late <= 5, "median")
+        )
+        figures.append(Figure("  worst of the runs", max(waits[what]), "ms"))
     return figures
 
 
