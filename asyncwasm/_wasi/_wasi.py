@@ -142,15 +142,17 @@ class WASI:
         exports = instance.exports
         memory = exports.get("memory")
         if not isinstance(memory, Memory):
-            raise TypeError('"instance.exports.memory" must be an asyncwasm.Memory')
+            raise TypeError('The "instance.exports.memory" property must be an asyncwasm.Memory')
         other = "_initialize" if entry == "_start" else "_start"
         if other in exports:
-            raise TypeError(f'"instance.exports.{other}" must be undefined ({entry} needs so)')
+            raise TypeError(
+                f'The "instance.exports.{other}" property must be undefined for {entry}'
+            )
         func = exports.get(entry)
         if func is not None and not isinstance(func, Function):
-            raise TypeError(f'"instance.exports.{entry}" must be a function')
+            raise TypeError(f'The "instance.exports.{entry}" property must be a function')
         if func is None and entry == "_start":
-            raise TypeError('"instance.exports._start" must be a function')
+            raise TypeError('The "instance.exports._start" property must be a function')
         self._started = True
         self._memory = memory
         return func
