@@ -20,6 +20,11 @@ import testsuite
 SUITE = testsuite.suite_dir()
 CASES = testsuite.cases(SUITE) if SUITE is not None else []
 
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # trio is covered by tests/test_wasi_async.py; this halves the run
+
+
 # Tests this implementation does not pass, with the reason. (None at present.)
 EXCLUDED: dict[str, str] = {}
 
