@@ -20,6 +20,7 @@ import testsuite
 SUITE = testsuite.suite_dir()
 CASES = testsuite.cases(SUITE) if SUITE is not None else []
 
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # trio is covered by tests/test_wasi_async.py; this halves the run
@@ -37,9 +38,7 @@ def test_suite_absent() -> None:
 @pytest.mark.parametrize("mode", ["start", "start_async"])
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 @pytest.mark.anyio
-async def test_wasi_testsuite(
-    runtime: asyncwasm.Runtime, case: testsuite.Case, mode: str
-) -> None:
+async def test_wasi_testsuite(runtime: asyncwasm.Runtime, case: testsuite.Case, mode: str) -> None:
     if case.name in EXCLUDED:
         pytest.skip(EXCLUDED[case.name])
     assert await testsuite.run(case, use_async=mode == "start_async") == []
