@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno as host_errno
+import fcntl
 import os
 import stat
 import struct
@@ -335,12 +336,12 @@ class Syscalls:
         entry = self._fds.get(fd)
         flags = entry.fdflags
         if entry.host_fd is not None and not entry.is_dir:
+            # APPEND and NONBLOCK as the host descriptor has them now.
             with _oserrors():
-                host_flags = os.get_blocking(entry.host_fd), _fl(entry.host_fd)
-            flags = (flags & ~(FdFlags.APPEND | FdFlags.NONBLOCK)) | (
-                (FdFlags.APPEND if host_flags[1] & os.O_APPEND else 0)
-                | (0 if host_flags[0] else FdFlags.NONBLOCK)
-            )
+                host = _fl(entry.host_fd)
+            flags &= ~(FdFlags.APPEND | FdFlags.NONBLOCK)
+            flags |= FdFlags.APPEND if host & os.O_APPEND else 0
+            flags |= FdFlags.NONBLOCK if host & os.O_NONBLOCK else 0
         self._pack(FDSTAT, ptr, entry.filetype, flags, entry.rights_base, entry.rights_inheriting)
         return 0
 
@@ -352,8 +353,6 @@ class Syscalls:
         if flags & ~(FdFlags.APPEND | FdFlags.NONBLOCK):
             return Errno.NOTSUP
         with _oserrors():
-            import fcntl
-
             current = fcntl.fcntl(entry.host_fd, fcntl.F_GETFL)
             current &= ~(os.O_APPEND | os.O_NONBLOCK)
             if flags & FdFlags.APPEND:
@@ -793,16 +792,12 @@ class Syscalls:
 
 
 def _fl(host_fd: int) -> int:
-    import fcntl
-
     return fcntl.fcntl(host_fd, fcntl.F_GETFL)
 
 
 def _pwrite_at(host_fd: int, views: Sequence[memoryview], offset: int) -> int:
     """pwrite at ``offset`` on a descriptor opened with O_APPEND (which Linux would append to):
     clear O_APPEND for the write and set it back."""
-    import fcntl
-
     flags = fcntl.fcntl(host_fd, fcntl.F_GETFL)
     fcntl.fcntl(host_fd, fcntl.F_SETFL, flags & ~os.O_APPEND)
     try:
