@@ -188,14 +188,24 @@ class Syscalls:
         env: Sequence[bytes],
     ) -> None:
         self._memory = memory
+        self._view: memoryview | None = None
         self._fds = fds
         self._stdin = stdin
         self._args = args
         self._env = env
 
     # -- guest memory -----------------------------------------------------------------------
+    def begin(self) -> None:
+        """Called before each syscall, and after each wait inside one: the memory may have
+        grown since, so its buffer is taken afresh (once, not at every access: each take asks
+        the engine for the memory's size)."""
+        self._view = None
+
     def _mem(self) -> memoryview:
-        return self._memory()
+        view = self._view
+        if view is None:
+            view = self._view = self._memory()
+        return view
 
     def _bytes(self, ptr: int, size: int) -> memoryview:
         mem = self._mem()
@@ -439,6 +449,7 @@ class Syscalls:
                 if not view:
                     continue
                 data: bytes = yield Read(len(view))
+                self.begin()
                 view[: len(data)] = data
                 total += len(data)
                 if len(data) < len(view) or self._stdin.buffered == 0:
@@ -461,6 +472,7 @@ class Syscalls:
             data = b"".join(views)
             if data:
                 yield Write(entry.stream, data)
+                self.begin()
             self._pack("<I", nwritten, len(data))
             return 0
         if entry.is_dir:
@@ -752,6 +764,7 @@ class Syscalls:
             wait = min(w for w, _ in clocks)
             if wait > 0:
                 yield Sleep(wait)
+                self.begin()
             events = [(u, 0, EventType.CLOCK, 0, 0) for w, u in clocks if w <= wait]
         for i, event in enumerate(events):
             self._pack(EVENT, out_ptr + 32 * i, *event)

@@ -105,9 +105,11 @@ class WASI:
 
             return proc_exit
         blocking = name in BLOCKING
+        begin = self._syscalls.begin
 
         def syscall(*args: int) -> Any:
             values = unsigned_args(name, args)
+            begin()
             try:
                 if blocking:
                     return self._driver(method(*values))
