@@ -43,7 +43,7 @@ from ._fdtable import Entry, FdTable, filetype_of
 from ._sandbox import Resolved, resolve
 from ._streams import Read, Sleep, Stdin, Syscall, Write
 
-__all__ = ["BLOCKING", "DIR_RIGHTS", "SIGNATURES", "ProcExit", "Syscalls"]
+__all__ = ["BLOCKING", "DIR_RIGHTS", "FILE_RIGHTS", "SIGNATURES", "ProcExit", "Syscalls"]
 
 # Parameters of each import: "p" a u32 (pointer, size, fd, flags), "U" a u64, "S" a signed i64.
 SIGNATURES: Mapping[str, str] = {
@@ -145,7 +145,7 @@ DIR_RIGHTS = RIGHTS_ALL & ~(
 """What a directory descriptor can have: no reading, writing or seeking of data."""
 _OPEN_BASE = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _WRITE_RIGHTS = Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE
-_FILE_RIGHTS = (1 << 30) - 1 & ~(
+FILE_RIGHTS = RIGHTS_ALL & ~(
     Rights.PATH_CREATE_DIRECTORY
     | Rights.PATH_CREATE_FILE
     | Rights.PATH_LINK_SOURCE
@@ -162,6 +162,7 @@ _FILE_RIGHTS = (1 << 30) - 1 & ~(
     | Rights.PATH_REMOVE_DIRECTORY
     | Rights.PATH_UNLINK_FILE
 )
+"""What a file descriptor can have: no path operations or listing."""
 
 
 @contextlib.contextmanager
@@ -675,7 +676,7 @@ class Syscalls:
                 os.close(host)
                 raise
         rights = base & parent.rights_inheriting
-        rights &= DIR_RIGHTS if ftype == Filetype.DIRECTORY else _FILE_RIGHTS
+        rights &= DIR_RIGHTS if ftype == Filetype.DIRECTORY else FILE_RIGHTS
         new = Entry(
             ftype,
             host_fd=host,

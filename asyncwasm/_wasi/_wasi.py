@@ -11,15 +11,23 @@ from .._function import Function
 from .._instance import Instance
 from .._jspi import blocking_suspending, promising
 from .._memory import Memory
-from ._constants import RIGHTS_ALL, Errno, Filetype, WasiError, errno_from_oserror
+from ._constants import Errno, Filetype, Rights, WasiError, errno_from_oserror
 from ._fdtable import Entry, FdTable
 from ._streams import Sink, Stdin, Syscall, run_blocking, run_suspending
-from ._syscalls import BLOCKING, DIR_RIGHTS, SIGNATURES, ProcExit, Syscalls, unsigned_args
+from ._syscalls import (
+    BLOCKING,
+    DIR_RIGHTS,
+    FILE_RIGHTS,
+    SIGNATURES,
+    ProcExit,
+    Syscalls,
+    unsigned_args,
+)
 
 __all__ = ["WASI"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
-_STDIO_RIGHTS = RIGHTS_ALL & ~((1 << 9) - 1 << 9)  # no path_* or readdir rights
+_STDIO_RIGHTS = FILE_RIGHTS & ~(Rights.FD_SEEK | Rights.FD_TELL)  # streams: no seeking
 
 
 class WASI:
