@@ -192,3 +192,18 @@ async def test_a_blocking_suspending_import(runtime: asyncwasm.Runtime) -> None:
     plain = Instance(Module(CALLS_IMPORT), {"m": {"f": asyncwasm.Suspending(fn)}})
     with pytest.raises(asyncwasm.SuspendError):
         plain.exports.run(41)
+
+
+async def test_cancelling_a_waiting_program(start: Start) -> None:
+    """A program waiting for stdin that never comes is cancelled like any task: the cancel
+    scope ends it at its pending read."""
+
+    async def never() -> AsyncIterator[bytes]:
+        await anyio.sleep_forever()
+        yield b""  # pragma: no cover
+
+    source = never()
+    with anyio.move_on_after(0.2) as scope:
+        await start("cat", stdin=source)
+    assert scope.cancelled_caught
+    await source.aclose()
