@@ -89,12 +89,13 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < sizeof buf; i++) printf("%02x", buf[i]);
         printf("\n");
     } else if (!strcmp(cmd, "sleep") && argc == 3) {  /* poll_oneoff with a clock */
-        struct timespec t0, t1, d = {0, atol(argv[2]) * 1000000L};
+        long want = atol(argv[2]);
+        struct timespec t0, t1, d = {want / 1000, (want % 1000) * 1000000L};
         clock_gettime(CLOCK_MONOTONIC, &t0);
         nanosleep(&d, NULL);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-        printf("slept %s\n", ms >= atol(argv[2]) ? "enough" : "too little");
+        printf("slept %s\n", ms >= want ? "enough" : "too little");
     } else if (!strcmp(cmd, "exit") && argc == 3) {
         printf("exiting\n");
         fflush(stdout);
