@@ -8,7 +8,7 @@ WASMER_ENV   := .venvs/wasmer-py310
 WASMTIME_ENV := .venvs/wasmtime-py3
 PIP_FLAGS    := --quiet --disable-pip-version-check
 
-.PHONY: demo test lint test-wasmer test-wasmtime bench conformance install clean
+.PHONY: demo test lint test-wasmer test-wasmtime bench conformance refresh-spec-suite install clean
 
 install: $(WASMER_ENV)/.installed $(WASMTIME_ENV)/.installed
 
@@ -63,6 +63,11 @@ conformance: install
 	  $(WASMTIME_ENV)/bin/python -m pytest tests/jsapi -q --junit-xml=.cache/jsapi-wasmtime.xml
 	$(WASMTIME_ENV)/bin/python tools/jsapi_report.py table --docs docs/conformance.md \
 	  wasmer=.cache/jsapi-wasmer.xml wasmtime=.cache/jsapi-wasmtime.xml
+
+# The spec suite's .wast scripts live in tests/spec/testsuite/ (see its README).
+refresh-spec-suite:
+	@test -n "$(COMMIT)" || { echo "usage: make refresh-spec-suite COMMIT=<full commit of WebAssembly/testsuite>"; exit 1; }
+	tools/refresh_spec_suite.sh $(COMMIT)
 
 clean:
 	rm -rf .venvs .cache build dist

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SUITE = Path(__file__).resolve().parent / "testsuite"
 ENV_SUITE = "ASYNCWASM_SPEC_TESTSUITE"
 ENV_TIMEOUT = "ASYNCWASM_SPEC_TIMEOUT"
 ENV_JOBS = "ASYNCWASM_SPEC_JOBS"
@@ -60,18 +61,12 @@ CACHE_FORMAT = "1"
 def suite_dir() -> Path | None:
     """The directory holding the ``.wast`` scripts, or ``None`` when there is none.
 
-    ``$ASYNCWASM_SPEC_TESTSUITE`` wins; otherwise ``<repo>/../shared/wasm-testsuite`` (CI clones the
-    repo next to ``shared/``), then ``<cwd>/../shared/wasm-testsuite``.
+    ``$ASYNCWASM_SPEC_TESTSUITE`` wins (to run another checkout of the suite); otherwise the copy
+    kept in the repository, ``tests/spec/testsuite/`` (see its README for its upstream commit).
     """
     env = os.environ.get(ENV_SUITE, "").strip()
-    if env:
-        p = Path(env).expanduser().resolve()
-        return p if p.is_dir() else None
-    for base in (REPO_ROOT, Path.cwd()):
-        p = (base / ".." / "shared" / "wasm-testsuite").resolve()
-        if p.is_dir():
-            return p
-    return None
+    p = Path(env).expanduser().resolve() if env else DEFAULT_SUITE
+    return p if p.is_dir() else None
 
 
 def list_scripts(root: Path) -> list[str]:
