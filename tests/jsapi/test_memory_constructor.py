@@ -15,6 +15,7 @@ from ._support import (
     NO_LENGTH,
     NO_NEW,
     NO_STRAY,
+    OUT_OF_RANGE_U32,
     Index,
     RecordingMapping,
     assert_memory,
@@ -69,14 +70,7 @@ def test_undefined_initial(subtest: str) -> None:
         asyncwasm.Memory({"initial": None})
 
 
-OUT_OF_RANGE = [
-    ("NaN", math.nan),
-    ("Infinity", math.inf),
-    ("-Infinity", -math.inf),
-    ("-1", -1),
-    ("4294967296", 0x100000000),
-    ("68719476736", 0x1000000000),
-]
+OUT_OF_RANGE = OUT_OF_RANGE_U32
 
 
 @cases("value", [(f"Out-of-range initial value in descriptor: {n}", v) for n, v in OUT_OF_RANGE])

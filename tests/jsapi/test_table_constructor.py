@@ -16,6 +16,7 @@ from ._support import (
     NO_LENGTH,
     NO_NEW,
     NO_STRAY,
+    OUT_OF_RANGE_U32,
     Index,
     RecordingMapping,
     assert_table,
@@ -94,14 +95,7 @@ def test_undefined_element(subtest: str) -> None:
         asyncwasm.Table({"element": None, "initial": 0})
 
 
-OUT_OF_RANGE = [
-    ("NaN", math.nan),
-    ("Infinity", math.inf),
-    ("-Infinity", -math.inf),
-    ("-1", -1),
-    ("4294967296", 0x100000000),
-    ("68719476736", 0x1000000000),
-]
+OUT_OF_RANGE = OUT_OF_RANGE_U32
 
 
 @cases("value", [(f"Out-of-range initial value in descriptor: {n}", v) for n, v in OUT_OF_RANGE])

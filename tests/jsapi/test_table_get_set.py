@@ -9,7 +9,16 @@ import pytest
 import asyncwasm
 
 from ._functions import exported_fn, exported_functions
-from ._support import MEMORY64, NO_STRAY, NO_THIS, Index, assert_equal_to_array, cases, subtest
+from ._support import (
+    MEMORY64,
+    NO_STRAY,
+    NO_THIS,
+    OUT_OF_RANGE_INDEX,
+    Index,
+    assert_equal_to_array,
+    cases,
+    subtest,
+)
 
 JS_FILE = "table/get-set.any.js"
 NOT_APPLICABLE = {
@@ -115,17 +124,7 @@ def test_setting_lambda(subtest: str) -> None:
     assert_equal_to_array(table, [None])
 
 
-OUT_OF_RANGE = [
-    ("undefined", None),
-    ("NaN", math.nan),
-    ("Infinity", math.inf),
-    ("-Infinity", -math.inf),
-    ("-1", -1),
-    ("4294967296", 0x100000000),
-    ("68719476736", 0x1000000000),
-    ('"0x100000000"', "0x100000000"),
-    ('object "[object Object]"', Index(0x100000000)),
-]
+OUT_OF_RANGE = OUT_OF_RANGE_INDEX
 
 
 @cases("value", [(f"Getting out-of-range argument: {n}", v) for n, v in OUT_OF_RANGE])
