@@ -126,6 +126,7 @@ def test_leb128(encoding: bytes, bits: int, signed: bool, expected: object) -> N
         assert r.leb(bits, signed=signed) == expected
         assert r.pos == len(encoding)
     else:
+        assert isinstance(expected, tuple)
         with pytest.raises(CompileError, match=f"^{expected[0]}") as info:
             r.leb(bits, signed=signed)
         assert info.value.offset == expected[1]

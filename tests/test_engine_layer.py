@@ -45,7 +45,9 @@ def eng(engine: str) -> Engine:
     return get_engine(engine)
 
 
-def _instance(e: Engine, text: str, imports: Sequence[Any] = (), store: Any = None) -> tuple[Any, list[Any]]:
+def _instance(
+    e: Engine, text: str, imports: Sequence[Any] = (), store: Any = None
+) -> tuple[Any, list[Any]]:
     store = e.new_store() if store is None else store
     module = e.compile(store if e.module_needs_store else None, wat(text))
     inst = e.instantiate(store, module, list(imports))
@@ -93,7 +95,7 @@ INVALID = b"\0asm\x01\0\0\0" + bytes([10, 4, 1, 2, 0, 0x6A])  # code section wit
 @pytest.mark.parametrize(
     "wasm",
     [
-        pytest.param(wat('(module (func (result i32) i64.const 0))'), id="type-mismatch"),
+        pytest.param(wat("(module (func (result i32) i64.const 0))"), id="type-mismatch"),
         pytest.param(b"\0asm\x01\0\0\0\xff", id="malformed"),
         pytest.param(b"\0asm\x01\0\0\0" + bytes([1, 5, 1, 0x60, 0, 0]), id="truncated"),
     ],
@@ -128,7 +130,12 @@ def test_instantiate_link_error_for_wrong_import_type(eng: Engine) -> None:
 def test_instantiate_with_each_import_kind(eng: Engine) -> None:
     store = eng.new_store()
     log: list[int] = []
-    func = eng.func_new(store, FuncType(("i32",), ()), lambda x: (log.append(x), ())[1])
+
+    def record(x: int) -> tuple[()]:
+        log.append(x)
+        return ()
+
+    func = eng.func_new(store, FuncType(("i32",), ()), record)
     mem = eng.memory_new(store, MemoryType(Limits(1, 2)))
     glob = eng.global_new(store, GlobalType("i32", True), 5)
     imports: list[Any] = [func, mem, glob]
@@ -195,6 +202,7 @@ def test_host_function_number_types(eng: Engine, vtype: str, values: list[Any]) 
     # NaN crosses as a NaN (payloads may be canonicalised)
     if vtype.startswith("f"):
         (out,) = eng.call(store, g, ftype, [math.nan])
+        assert isinstance(out, float)
         assert math.isnan(out)
 
 
@@ -206,7 +214,7 @@ def test_multi_value_host_and_call(eng: Engine) -> None:
         eng,
         '(module (import "m" "f" (func $f (param i32 i64 f64) (result f64 i64 i32)))'
         ' (func (export "g") (param i32 i64 f64) (result f64 i64 i32)'
-        ' local.get 0 local.get 1 local.get 2 call $f))',
+        " local.get 0 local.get 1 local.get 2 call $f))",
         [f],
         store,
     )
@@ -315,6 +323,7 @@ def test_host_exceptions_are_per_thread(eng: Engine) -> None:
 
     def thread_a() -> None:
         try:
+
             def host() -> Sequence[Any]:
                 a_inside.set()
                 assert b_done.wait(10)
@@ -394,25 +403,37 @@ def test_host_exceptions_are_per_thread(eng: Engine) -> None:
 # -- traps --------------------------------------------------------------------------------------
 
 TRAPS = [
-    ("unreachable", "(func (export \"t\") unreachable)"),
-    ("integer_divide_by_zero", "(func (export \"t\") (drop (i32.div_s (i32.const 1) (i32.const 0))))"),
+    ("unreachable", '(func (export "t") unreachable)'),
+    (
+        "integer_divide_by_zero",
+        '(func (export "t") (drop (i32.div_s (i32.const 1) (i32.const 0))))',
+    ),
     (
         "integer_overflow",
-        "(func (export \"t\") (drop (i32.div_s (i32.const -2147483648) (i32.const -1))))",
+        '(func (export "t") (drop (i32.div_s (i32.const -2147483648) (i32.const -1))))',
     ),
-    ("invalid_conversion_to_integer", "(func (export \"t\") (drop (i32.trunc_f32_s (f32.const nan))))"),
-    ("out_of_bounds_memory_access", "(memory 1) (func (export \"t\") (drop (i32.load (i32.const 70000))))"),
+    (
+        "invalid_conversion_to_integer",
+        '(func (export "t") (drop (i32.trunc_f32_s (f32.const nan))))',
+    ),
+    (
+        "out_of_bounds_memory_access",
+        '(memory 1) (func (export "t") (drop (i32.load (i32.const 70000))))',
+    ),
     (
         "out_of_bounds_table_access",
-        "(table 1 funcref) (func (export \"t\") (call_indirect (i32.const 5)))",
+        '(table 1 funcref) (func (export "t") (call_indirect (i32.const 5)))',
     ),
-    ("indirect_call_to_null", "(table 1 funcref) (func (export \"t\") (call_indirect (i32.const 0)))"),
+    (
+        "indirect_call_to_null",
+        '(table 1 funcref) (func (export "t") (call_indirect (i32.const 0)))',
+    ),
     (
         "indirect_call_type_mismatch",
         "(table 1 funcref) (elem (i32.const 0) $x) (func $x (param i32))"
-        " (func (export \"t\") (call_indirect (i32.const 0)))",
+        ' (func (export "t") (call_indirect (i32.const 0)))',
     ),
-    ("stack_overflow", "(func $r (export \"t\") call $r)"),
+    ("stack_overflow", '(func $r (export "t") call $r)'),
 ]
 
 
@@ -567,10 +588,17 @@ def test_func_key_same_function_fetched_twice(eng: Engine) -> None:
 
 # -- globals and reference values ----------------------------------------------------------------
 
-GLOBAL_CASES = [("i32", -7, 2**31 - 1), ("i64", -(2**63), 2**62), ("f32", 1.5, -0.25), ("f64", 0.1, 1e300)]
+GLOBAL_CASES = [
+    ("i32", -7, 2**31 - 1),
+    ("i64", -(2**63), 2**62),
+    ("f32", 1.5, -0.25),
+    ("f64", 0.1, 1e300),
+]
 
 
-@pytest.mark.parametrize(("vtype", "first", "second"), GLOBAL_CASES, ids=[c[0] for c in GLOBAL_CASES])
+@pytest.mark.parametrize(
+    ("vtype", "first", "second"), GLOBAL_CASES, ids=[c[0] for c in GLOBAL_CASES]
+)
 def test_globals(eng: Engine, vtype: str, first: Any, second: Any) -> None:
     store = eng.new_store()
     glob = eng.global_new(store, GlobalType(vtype, True), first)
@@ -603,7 +631,12 @@ def test_externref_identity(eng: Engine) -> None:
             eng.func_new(store, ftype, lambda x: (x,))
         return
     seen: list[Any] = []
-    f = eng.func_new(store, ftype, lambda x: (seen.append(x), (x,))[1])
+
+    def record(x: object) -> tuple[object]:
+        seen.append(x)
+        return (x,)
+
+    f = eng.func_new(store, ftype, record)
     _, (glob, g) = _instance(
         eng,
         '(module (import "m" "f" (func $f (param externref) (result externref)))'
@@ -690,7 +723,7 @@ def test_host_throws_wasm_exception(eng: Engine) -> None:
         eng,
         '(module (import "m" "t" (tag $t (param i32))) (import "m" "f" (func $f (param i32)))'
         ' (func (export "catching") (param i32) (result i32)'
-        '   (block $h (result i32) (try_table (catch $t $h) (call $f (local.get 0))) (i32.const -1)))'
+        "   (block $h (result i32) (try_table (catch $t $h) (call $f (local.get 0))) (i32.const -1)))"
         ' (func (export "plain") (param i32) (call $f (local.get 0))))',
         [tag, f],
         store,

@@ -152,7 +152,9 @@ def test_source_is_copied_before_compiling(runtime: asyncwasm.Runtime) -> None:
 
 
 @pytest.mark.asyncio
-async def test_compile_and_instantiate_copy_the_source_when_called(runtime: asyncwasm.Runtime) -> None:
+async def test_compile_and_instantiate_copy_the_source_when_called(
+    runtime: asyncwasm.Runtime,
+) -> None:
     # As in JS: the bytes are taken at the call, not at the first await.
     buf = bytearray(ADD)
     compiling = asyncwasm.compile(buf)

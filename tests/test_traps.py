@@ -38,7 +38,7 @@ def exports(runtime: asyncwasm.Runtime) -> asyncwasm.Exports:
 @pytest.mark.parametrize("kind", list(TRAPS))
 def test_trap_kinds(exports: asyncwasm.Exports, kind: str) -> None:
     with pytest.raises(asyncwasm.RuntimeError) as info:
-        exports[kind]()
+        getattr(exports, kind)()
     error = info.value
     assert error.trap == kind
     assert isinstance(error, asyncwasm.WebAssemblyError)
@@ -103,7 +103,7 @@ def test_trap_from_wasm_called_by_python_called_by_wasm(
 
 
 def test_runtime_error_is_not_pythons() -> None:
-    assert asyncwasm.RuntimeError is not RuntimeError
+    assert asyncwasm.RuntimeError is not RuntimeError  # type: ignore[comparison-overlap]
     assert not issubclass(asyncwasm.RuntimeError, RuntimeError)
     assert "RuntimeError" not in asyncwasm.__all__
     error = asyncwasm.RuntimeError("x" * 100_000, trap="unreachable")

@@ -272,7 +272,7 @@ def assert_instance(instance: object, expected_exports: Mapping[str, Mapping[str
         else:  # pragma: no cover
             raise AssertionError(kind)
     with pytest.raises(TypeError):
-        exports["__new__"] = 1  # type: ignore[index]
+        exports["__new__"] = 1
 
 
 def assert_instantiated_source(

@@ -54,14 +54,14 @@ def test_name(subtest: str) -> None:
 @subtest("No arguments")
 def test_no_arguments(subtest: str) -> None:
     with pytest.raises(TypeError):
-        asyncwasm.Memory()  # type: ignore[call-arg]
+        asyncwasm.Memory()
 
 
 @subtest("Invalid descriptor argument")
 @pytest.mark.parametrize("argument", [None, "", "test", object(), math.nan, {}], ids=repr)
 def test_invalid_descriptor(subtest: str, argument: object) -> None:
     with pytest.raises(TypeError):
-        asyncwasm.Memory(argument)  # type: ignore[arg-type]
+        asyncwasm.Memory(argument)
 
 
 @subtest("Undefined initial value in descriptor")
@@ -78,7 +78,7 @@ def test_out_of_range_initial(subtest: str, value: object) -> None:
     with pytest.raises(TypeError):
         asyncwasm.Memory({"initial": value})
     with pytest.raises(TypeError):
-        asyncwasm.Memory(value)  # type: ignore[arg-type]
+        asyncwasm.Memory(value)
 
 
 @cases("value", [(f"Out-of-range maximum value in descriptor: {n}", v) for n, v in OUT_OF_RANGE])
@@ -86,7 +86,7 @@ def test_out_of_range_maximum(subtest: str, value: object) -> None:
     with pytest.raises(TypeError):
         asyncwasm.Memory({"initial": 0, "maximum": value})
     with pytest.raises(TypeError):
-        asyncwasm.Memory(0, value)  # type: ignore[arg-type]
+        asyncwasm.Memory(0, value)
 
 
 @subtest("Initial value exceeds maximum")

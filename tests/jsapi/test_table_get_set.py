@@ -62,7 +62,7 @@ def test_basic(subtest: str) -> None:
     assert_equal_to_array(table, [None] * 5)
     functions = exported_functions()
     fn, fn2 = functions.fn, functions.fn2
-    assert table.set(0, fn) is None, "set() returns None."
+    assert table.set(0, fn) is None, "set() returns None."  # type: ignore[func-returns-value]
     table.set(2, fn2)
     table.set(4, fn)
     assert_equal_to_array(table, [fn, None, fn2, None, fn])
@@ -130,13 +130,13 @@ OUT_OF_RANGE = OUT_OF_RANGE_INDEX
 @cases("value", [(f"Getting out-of-range argument: {n}", v) for n, v in OUT_OF_RANGE])
 def test_get_out_of_range(subtest: str, value: object) -> None:
     with pytest.raises(TypeError):
-        _table(1).get(value)  # type: ignore[arg-type]
+        _table(1).get(value)
 
 
 @cases("value", [(f"Setting out-of-range argument: {n}", v) for n, v in OUT_OF_RANGE])
 def test_set_out_of_range(subtest: str, value: object) -> None:
     with pytest.raises(TypeError):
-        _table(1).set(value, None)  # type: ignore[arg-type]
+        _table(1).set(value, None)
 
 
 @subtest("Order of argument conversion")
@@ -144,7 +144,7 @@ def test_order_of_argument_conversion(subtest: str) -> None:
     table = _table(1)
     log: list[str] = []
     with pytest.raises(TypeError):
-        table.set(Index(0, log), {})  # type: ignore[arg-type]
+        table.set(Index(0, log), {})
     assert log == [" __index__"]
 
 

@@ -68,7 +68,7 @@ OUT_OF_RANGE = OUT_OF_RANGE_INDEX
 def test_out_of_range(subtest: str, value: object) -> None:
     table = asyncwasm.Table({"element": "anyfunc", "initial": 1})
     with pytest.raises(TypeError):
-        table.grow(value)  # type: ignore[arg-type]
+        table.grow(value)
 
 
 @subtest("Grow with exported-function argument")
