@@ -56,7 +56,6 @@ def _assert_reaped(pids: list[int]) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_async_with_closes_and_stops_workers(engine: str) -> None:
     async with asyncwasm.Runtime(engine) as rt:
         module = await rt.compile(SMALL)
@@ -76,7 +75,6 @@ async def test_async_with_closes_and_stops_workers(engine: str) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_aclose_during_a_compile(engine: str) -> None:
     rt = asyncwasm.Runtime(engine)
     outcome: list[object] = []
