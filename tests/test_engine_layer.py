@@ -590,7 +590,7 @@ def test_func_key_same_function_fetched_twice(eng: Engine) -> None:
 
 GLOBAL_CASES = [
     ("i32", -7, 2**31 - 1),
-    ("i64", -(2**63), 2**62),
+    ("i64", -(2**63), 2**63 - 1),
     ("f32", 1.5, -0.25),
     ("f64", 0.1, 1e300),
 ]
@@ -607,6 +607,8 @@ def test_globals(eng: Engine, vtype: str, first: Any, second: Any) -> None:
     assert eng.global_get(store, glob) == second
     const = eng.global_new(store, GlobalType(vtype, False), first)
     assert eng.global_get(store, const) == first
+    with pytest.raises(TypeError):
+        eng.global_set(store, const, second)
 
 
 def test_exported_global(eng: Engine) -> None:
