@@ -27,9 +27,14 @@ def leg_line(label: str, path: Path) -> tuple[str, bool]:
     total = int(suite.get("tests", 0))
     failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
     skips = int(suite.get("skipped", 0))
+    # JUnit has no xfail: pytest writes an expected failure as a skip of type pytest.xfail.
+    xfailed = sum(1 for s in suite.iter("skipped") if s.get("type") == "pytest.xfail")
     passed = total - failed - skips
     seconds = float(suite.get("time", 0))
-    line = f"{label}: {passed} passed, {failed} failed, {skips} skipped ({seconds:.0f} s)"
+    line = (
+        f"{label}: {passed} passed, {failed} failed, {skips - xfailed} skipped, "
+        f"{xfailed} xfailed ({seconds:.0f} s)"
+    )
     return line, bool(failed or passed == 0)
 
 
