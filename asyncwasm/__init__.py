@@ -12,8 +12,6 @@
 ``__all__`` so that ``from asyncwasm import *`` does not shadow Python's built-ins.
 """
 
-from __future__ import annotations
-
 from .__version__ import __version__
 from ._api import (
     compile,
@@ -24,11 +22,16 @@ from ._api import (
     instantiateStreaming,
     validate,
 )
+from ._cache import CacheInfo
+from ._engines import EngineFeatures
 from ._exceptions import (
     CompileError,
     LinkError,
     NotSupportedError,
     RangeError,
+    RuntimeClosedError,
+    SuspendError,
+    TrapKind,
     WebAssemblyError,
 )
 from ._exceptions import (
@@ -36,31 +39,45 @@ from ._exceptions import (
 )
 from ._function import Function
 from ._global import Global
-from ._instance import Exports, Instance
+from ._instance import Exports, Instance, InstantiatedSource
+from ._jspi import Suspending, promising
 from ._memory import Memory
 from ._module import Module, ModuleExportDescriptor, ModuleImportDescriptor
-from ._runtime import InstantiatedSource, Runtime
+from ._runtime import Runtime
 from ._table import Table
 from ._tag import Exception as Exception
 from ._tag import Tag
+from ._types import FuncType, GlobalType, Limits, MemoryType, TableType, TagType
 
 __all__ = [
+    "CacheInfo",
     "CompileError",
+    "EngineFeatures",
     "Exports",
+    "FuncType",
     "Function",
     "Global",
+    "GlobalType",
     "Instance",
     "InstantiatedSource",
+    "Limits",
     "LinkError",
     "Memory",
+    "MemoryType",
     "Module",
     "ModuleExportDescriptor",
     "ModuleImportDescriptor",
     "NotSupportedError",
     "RangeError",
     "Runtime",
+    "RuntimeClosedError",
+    "SuspendError",
+    "Suspending",
     "Table",
+    "TableType",
     "Tag",
+    "TagType",
+    "TrapKind",
     "WebAssemblyError",
     "__version__",
     "compile",
@@ -69,6 +86,7 @@ __all__ = [
     "instantiate",
     "instantiateStreaming",
     "instantiate_streaming",
+    "promising",
     "validate",
 ]
 

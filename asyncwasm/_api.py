@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, overload
 
-from ._instance import Instance
+from ._instance import Instance, InstantiatedSource
 from ._module import Module
 from ._module import validate as validate
-from ._runtime import InstantiatedSource, get_default_runtime
+from ._runtime import get_default_runtime
 from ._source import copy_buffer_source
 
 __all__ = [

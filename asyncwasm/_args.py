@@ -56,3 +56,23 @@ def check_limits(initial: int, maximum: int | None, cap: int, what: str) -> None
             raise RangeError(f"{what}: maximum size {maximum} is above the limit {cap}")
         if maximum < initial:
             raise RangeError(f"{what}: maximum size {maximum} is below the initial size {initial}")
+
+
+def optional_size(value: object, what: str) -> int | None:
+    """An optional size argument: ``None`` when omitted or ``None``, else ``enforce_range``."""
+    return None if value is None or value is MISSING else enforce_range(value, what)
+
+
+def descriptor_limits(descriptor: Mapping[str, object]) -> tuple[int, int | None]:
+    """The sizes of a ``Memory`` or ``Table`` descriptor: ``"initial"``, ``"maximum"``, and
+    ``"minimum"`` (the type-reflection proposal's spelling) when there is no ``"initial"``,
+    each read and converted in the JS order."""
+    initial = descriptor_field(descriptor, "initial", required=False)
+    first = None if initial is MISSING else enforce_range(initial, "initial")
+    last = optional_size(descriptor_field(descriptor, "maximum", required=False), "maximum")
+    if first is None:
+        minimum = descriptor_field(descriptor, "minimum", required=False)
+        if minimum is MISSING:
+            raise TypeError("the descriptor has no 'initial' field")
+        first = enforce_range(minimum, "minimum")
+    return first, last

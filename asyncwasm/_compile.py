@@ -1,13 +1,17 @@
 """``await compile(...)``: off the event loop thread, single-flight, cached.
 
-Where compilation runs
-    wasmtime releases the GIL while it compiles: an anyio worker thread keeps the loop
-    responsive, and the engine module it makes is engine-wide and may be shared by every
-    ``Module`` of the runtime. wasmer holds the GIL for the whole compile and its objects can't
-    leave their thread: it compiles in a worker process of the runtime's ``ProcessPool``, which
-    sends back a serialized artifact, deserialized on the calling (event loop) thread into the
-    runtime's current store. Both are bounded by the runtime's ``CapacityLimiter``
-    (``max_workers``).
+The service
+    Each ``Runtime`` has one :class:`CompileService` (``service_for(runtime)``): its caches,
+    flights, counters, ``CapacityLimiter`` and worker pool, and its compile strategy.
+
+Where compilation runs (the strategy, chosen once per runtime)
+    wasmtime releases the GIL while it compiles (:class:`_InThreads`): an anyio worker thread
+    keeps the loop responsive, and the engine module it makes is engine-wide and may be shared
+    by every ``Module`` of the runtime. wasmer holds the GIL for the whole compile and its
+    objects can't leave their thread (:class:`_InProcesses`): it compiles in a worker process of
+    the runtime's ``ProcessPool``, which sends back a serialized artifact, deserialized on the
+    calling (event loop) thread into the runtime's current store. Both are bounded by the
+    runtime's ``CapacityLimiter`` (``max_workers``).
 
 Single flight
     Concurrent ``compile`` calls of the same bytes (by sha256) share one compilation: the first
@@ -31,28 +35,35 @@ Caches
 
 from __future__ import annotations
 
+import abc
 import hashlib
+import os
 import pickle
 import threading
-from collections import OrderedDict
+import weakref
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
 from ._binary import ModuleInfo
-from ._cache import CorruptEntry
-from ._exceptions import CompileError
-from ._pool import WorkerDied, _Worker
-from ._source import check_magic
+from ._cache import CacheInfo, CorruptEntry, DiskCache, MemoryCache
+from ._context import RuntimeBase, StoreCell, StoreContext
+from ._decode import check_size, decode_for_engine
+from ._engines._base import ModuleHandle
+from ._exceptions import CompileError, RuntimeClosedError
+from ._module import Module, ModuleParts, module_from_parts
+from ._pool import PoolClosedError, ProcessPool, WorkerDied
 
 if TYPE_CHECKING:
-    from ._module import Module
-    from ._runtime import Runtime, StoreCell
+    from collections.abc import Callable
 
-__all__ = ["Compiled", "compile_async"]
+    from ._pool import _Worker
+
+__all__ = ["CompileService", "Compiled", "compile_async", "service_for"]
 
 # Hash bigger inputs in a worker thread (sha256 runs at ~1.5 GB/s: 4 MB is ~3 ms).
 _HASH_INLINE_MAX: Final = 4 << 20
@@ -67,7 +78,7 @@ class Compiled:
     """A compilation's result, as the in-memory cache keeps it."""
 
     info: ModuleInfo
-    handle: Any
+    handle: ModuleHandle | None
     """wasmtime: the engine module, shared by every ``Module`` made from it. wasmer: ``None``."""
     artifact: bytes | None
     """wasmer: the serialized module, deserialized into a store per ``Module``."""
@@ -89,7 +100,7 @@ class _Flight:
         self.lock = threading.Lock()
         self.state = _PENDING
         self.abandoned = False
-        self.abort: Any = None  # kills the wasmer worker process running this flight
+        self.abort: Callable[[], None] | None = None  # kills the worker process running it
         self.outcome: Compiled | BaseException | None = None
         self.finished = threading.Event()
 
@@ -97,22 +108,255 @@ class _Flight:
         return anyio.lowlevel.current_token() == self.token
 
 
+class CompileService:
+    """One runtime's compile service: caches, flights, counters, limiter, workers, strategy."""
+
+    def __init__(
+        self,
+        context: StoreContext,
+        *,
+        max_workers: int,
+        cache_size: int,
+        cache_dir: str | os.PathLike[str] | None,
+    ) -> None:
+        engine = context.engine
+        self.context = context
+        self.max_workers = max_workers
+        self.memory_cache: MemoryCache[bytes, Compiled] = MemoryCache(cache_size)
+        self.disk = DiskCache(cache_dir, engine.cache_key()) if cache_dir is not None else None
+        self.flights: dict[bytes, _Flight] = {}
+        self._limiter: tuple[object, anyio.CapacityLimiter] | None = None
+        self._stats: Counter[str] = Counter()
+        self._stats_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self.closed = False
+        # The pool lives in a list the finalizer holds, not the service: a forgotten runtime's
+        # workers are stopped when it is collected, or at interpreter exit.
+        self.pools: list[ProcessPool] = []
+        self.finalizer = weakref.finalize(self, _close_pools, self.pools)
+        self.strategy: _Strategy = (
+            _InProcesses(self) if engine.compile_in_process else _InThreads(self)
+        )
+
+    # -- counters -----------------------------------------------------------------------------
+    def count(self, what: str, delta: int = 1) -> None:
+        with self._stats_lock:
+            self._stats[what] += delta
+
+    @property
+    def active_work(self) -> int:
+        """Compilations running in worker threads now (including abandoned ones finishing)."""
+        with self._stats_lock:
+            return self._stats["active_work"]
+
+    def cache_info(self) -> CacheInfo:
+        with self._stats_lock:
+            stats = dict(self._stats)
+        return CacheInfo(
+            compiles=stats.get("compiles", 0),
+            memory_hits=stats.get("memory_hits", 0),
+            disk_hits=stats.get("disk_hits", 0),
+            disk_discarded=stats.get("disk_discarded", 0),
+            joined=stats.get("joined", 0),
+            entries=len(self.memory_cache),
+            size=self.memory_cache.size,
+            max_size=self.memory_cache.max_size,
+        )
+
+    def clear_cache(self) -> None:
+        self.memory_cache.clear()
+        self.strategy.clear()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def check_open(self) -> None:
+        if self.closed:
+            raise RuntimeClosedError("this asyncwasm.Runtime is closed")
+
+    def close(self) -> None:
+        """Stop the worker processes (blocks until they are reaped) and drop the caches."""
+        self.closed = True
+        self.finalizer()
+        self.clear_cache()
+
+    def compile_limiter(self) -> anyio.CapacityLimiter:
+        """The ``CapacityLimiter`` of ``max_workers`` tokens for the current event loop (a
+        limiter belongs to one loop; a runtime may outlive several, e.g. ``asyncio.run`` twice)."""
+        loop = anyio.lowlevel.current_token()
+        current = self._limiter
+        if current is None or current[0] != loop:
+            current = (loop, anyio.CapacityLimiter(self.max_workers))
+            self._limiter = current
+        return current[1]
+
+    def process_pool(self) -> ProcessPool:
+        with self._lock:
+            if not self.pools:
+                self.check_open()
+                self.pools.append(ProcessPool(self.context.engine_name, self.max_workers))
+            return self.pools[0]
+
+    # -- flights ------------------------------------------------------------------------------
+    def join_or_lead(self, digest: bytes) -> tuple[_Flight, bool]:
+        """The flight compiling ``digest`` on this event loop, and whether we lead it."""
+        flight = self.flights.get(digest)
+        if flight is not None and not flight.published and flight.same_loop():
+            return flight, False
+        flight = _Flight(digest)
+        if digest not in self.flights:
+            self.flights[digest] = flight
+        return flight, True
+
+    def forget_flight(self, flight: _Flight) -> None:
+        if self.flights.get(flight.digest) is flight:
+            del self.flights[flight.digest]
+
+    def decode(self, wasm: bytes, known: ModuleInfo | None = None) -> ModuleInfo:
+        """``known`` if given, else asyncwasm's decoding (refusing what the engine can't
+        compile)."""
+        return known if known is not None else decode_for_engine(wasm, self.context.engine)
+
+
+_services: weakref.WeakKeyDictionary[RuntimeBase, CompileService] = weakref.WeakKeyDictionary()
+
+
+def bind_service(runtime: RuntimeBase, service: CompileService) -> None:
+    """Make ``service`` the one of ``runtime`` (called by ``Runtime`` when it is made)."""
+    _services[runtime] = service
+
+
+def service_for(runtime: RuntimeBase) -> CompileService:
+    """The compile service of ``runtime``."""
+    return _services[runtime]
+
+
+# -- strategies ---------------------------------------------------------------------------------
+
+
+class _Strategy(abc.ABC):
+    """Where and how a runtime compiles: the engine's policy, chosen once per runtime."""
+
+    def __init__(self, service: CompileService) -> None:
+        self.service = service
+
+    def prestart(self) -> None:  # noqa: B027 (optional hook, nothing to do by default)
+        """Warm up while the application starts (``async with Runtime()``)."""
+
+    def clear(self) -> None:  # noqa: B027 (optional hook, nothing to do by default)
+        """Drop what is cached besides the in-memory cache."""
+
+    @abc.abstractmethod
+    def from_disk(self, artifact: bytes, info: ModuleInfo, wasm: bytes) -> Compiled | None:
+        """The compilation for a verified disk entry, or ``None`` when it can't be loaded."""
+
+    @abc.abstractmethod
+    def produce(
+        self, flight: _Flight, wasm: bytes, known: ModuleInfo | None
+    ) -> tuple[Compiled, bytes | None]:
+        """Compile ``wasm``: the result, and the artifact for the disk cache (if wanted)."""
+
+    @abc.abstractmethod
+    def to_module(self, digest: bytes, compiled: Compiled) -> Module:
+        """A new public ``Module`` for a compilation result."""
+
+
+class _InThreads(_Strategy):
+    """wasmtime: compile in a worker thread; the engine module is shared by the runtime."""
+
+    def from_disk(self, artifact: bytes, info: ModuleInfo, wasm: bytes) -> Compiled | None:
+        try:
+            handle = self.service.context.engine.deserialize(None, artifact)
+        except CompileError:
+            return None
+        return Compiled(info, handle, None, _wasmtime_size(wasm))
+
+    def produce(
+        self, flight: _Flight, wasm: bytes, known: ModuleInfo | None
+    ) -> tuple[Compiled, bytes | None]:
+        service = self.service
+        engine = service.context.engine
+        info = service.decode(wasm, known)
+        handle = engine.compile(None, wasm)
+        artifact = engine.serialize(handle) if service.disk is not None else None
+        return Compiled(info, handle, None, _wasmtime_size(wasm)), artifact
+
+    def to_module(self, digest: bytes, compiled: Compiled) -> Module:
+        assert compiled.handle is not None
+        return module_from_parts(
+            ModuleParts(self.service.context, compiled.handle, compiled.info, None)
+        )
+
+
+class _InProcesses(_Strategy):
+    """wasmer: compile in a worker process; the artifact is deserialized into the current
+    store, once per store and thread (wasmer modules are thread-affine)."""
+
+    def __init__(self, service: CompileService) -> None:
+        super().__init__(service)
+        # Deserialized modules per store, never keeping a store alive.
+        self.store_modules: weakref.WeakKeyDictionary[
+            StoreCell, OrderedDict[tuple[bytes, int], ModuleHandle]
+        ] = weakref.WeakKeyDictionary()
+
+    def prestart(self) -> None:
+        self.service.process_pool().prestart()
+
+    def clear(self) -> None:
+        self.store_modules.clear()
+
+    def from_disk(self, artifact: bytes, info: ModuleInfo, wasm: bytes) -> Compiled | None:
+        return Compiled(info, None, artifact, len(artifact) + len(wasm))
+
+    def produce(
+        self, flight: _Flight, wasm: bytes, known: ModuleInfo | None
+    ) -> tuple[Compiled, bytes | None]:
+        def on_start(worker: _Worker) -> bool:
+            with flight.lock:
+                if flight.abandoned:
+                    return False
+                flight.abort = worker.kill
+                return True
+
+        artifact, info = self.service.process_pool().run(wasm, on_start)
+        return Compiled(info, None, artifact, len(artifact) + len(wasm)), artifact
+
+    def to_module(self, digest: bytes, compiled: Compiled) -> Module:
+        assert compiled.artifact is not None
+        context = self.service.context
+        cell = context.store()
+        key = (digest, threading.get_ident())
+        table = self.store_modules.get(cell)
+        if table is None:
+            table = self.store_modules[cell] = OrderedDict()
+        handle = table.get(key)
+        if handle is None:
+            handle = context.engine.deserialize(cell.handle, compiled.artifact)
+            table[key] = handle
+            while len(table) > STORE_MODULES_MAX:
+                table.popitem(last=False)
+        else:
+            table.move_to_end(key)
+        return module_from_parts(ModuleParts(context, handle, compiled.info, cell))
+
+
+# -- compile ------------------------------------------------------------------------------------
+
+
 async def compile_async(
-    runtime: Runtime, wasm: bytes, *, digest: bytes | None = None, info: ModuleInfo | None = None
+    runtime: RuntimeBase,
+    wasm: bytes,
+    *,
+    digest: bytes | None = None,
+    info: ModuleInfo | None = None,
 ) -> Module:
-    """Compile ``wasm`` (already copied) without blocking the event loop.
+    """Compile ``wasm`` (already copied) with ``runtime``'s service without blocking the event
+    loop.
 
     ``digest`` (the sha256 of ``wasm``) and ``info`` (its decoded sections) may be passed by a
     caller that already has them (streaming compilation) to save recomputing them.
     """
-    from ._module import MAX_MODULE_SIZE
-
-    runtime._check_open()
-    check_magic(wasm)
-    if len(wasm) > MAX_MODULE_SIZE:
-        raise CompileError(
-            f"the module is {len(wasm)} bytes, over the JS API's limit of {MAX_MODULE_SIZE}"
-        )
+    service = service_for(runtime)
+    service.check_open()
+    check_size(wasm)
     if digest is None:
         digest = (
             hashlib.sha256(wasm).digest()
@@ -120,19 +364,19 @@ async def compile_async(
             else await anyio.to_thread.run_sync(_sha256, wasm)
         )
     while True:
-        compiled = runtime._memory_cache.get(digest)
+        compiled = service.memory_cache.get(digest)
         if compiled is not None:
-            runtime._count("memory_hits")
+            service.count("memory_hits")
             await anyio.lowlevel.checkpoint()
             break
-        flight, lead = runtime._join_or_lead(digest)
+        flight, lead = service.join_or_lead(digest)
         if not lead:
-            runtime._count("joined")
-        compiled = await _wait(runtime, flight, wasm, info, lead)
+            service.count("joined")
+        compiled = await _wait(service, flight, wasm, info, lead)
         if compiled is not None:
             break
         # The leader was cancelled before its compilation started: start over.
-    return _to_module(runtime, digest, compiled)
+    return service.strategy.to_module(digest, compiled)
 
 
 def _sha256(data: bytes) -> bytes:
@@ -140,7 +384,7 @@ def _sha256(data: bytes) -> bytes:
 
 
 async def _wait(
-    runtime: Runtime, flight: _Flight, wasm: bytes, info: ModuleInfo | None, lead: bool
+    service: CompileService, flight: _Flight, wasm: bytes, info: ModuleInfo | None, lead: bool
 ) -> Compiled | None:
     """Wait for ``flight`` (running it when ``lead``); ``None`` means "start over"."""
     flight.waiters += 1
@@ -151,19 +395,19 @@ async def _wait(
                     if flight.state == _PENDING:
                         await anyio.to_thread.run_sync(
                             _work,
-                            runtime,
+                            service,
                             flight,
                             wasm,
                             info,
                             abandon_on_cancel=True,
-                            limiter=runtime._compile_limiter(),
+                            limiter=service.compile_limiter(),
                         )
                     else:  # taking over from a cancelled leader: the work is under way
                         await anyio.to_thread.run_sync(flight.finished.wait, abandon_on_cancel=True)
                 except BaseException:
-                    _leader_left(runtime, flight)
+                    _leader_left(service, flight)
                     raise
-                _publish(runtime, flight)
+                _publish(service, flight)
                 return _unwrap(flight)
             changed = flight.changed
             await changed.wait()
@@ -175,10 +419,10 @@ async def _wait(
                 flight.leader_present = True  # no await since the check: no other taker
                 lead = True
     finally:
-        _leave(runtime, flight)
+        _leave(service, flight)
 
 
-def _leader_left(runtime: Runtime, flight: _Flight) -> None:
+def _leader_left(service: CompileService, flight: _Flight) -> None:
     """The leader was cancelled: publish what is there, or let a follower take over."""
     with flight.lock:
         state = flight.state
@@ -186,15 +430,15 @@ def _leader_left(runtime: Runtime, flight: _Flight) -> None:
             flight.state = _DROPPED  # the worker thread will not start it
     flight.leader_present = False
     if state == _FINISHED:
-        _publish(runtime, flight)
+        _publish(service, flight)
         return
     if state == _PENDING:
-        runtime._forget_flight(flight)
+        service.forget_flight(flight)
     changed, flight.changed = flight.changed, anyio.Event()
     changed.set()
 
 
-def _leave(runtime: Runtime, flight: _Flight) -> None:
+def _leave(service: CompileService, flight: _Flight) -> None:
     flight.waiters -= 1
     if flight.waiters or flight.published:
         return
@@ -202,18 +446,18 @@ def _leave(runtime: Runtime, flight: _Flight) -> None:
     with flight.lock:
         flight.abandoned = True
         abort = flight.abort
-    runtime._forget_flight(flight)
+    service.forget_flight(flight)
     if abort is not None:
         abort()
 
 
-def _publish(runtime: Runtime, flight: _Flight) -> None:
+def _publish(service: CompileService, flight: _Flight) -> None:
     if flight.published:
         return
     flight.published = True
-    runtime._forget_flight(flight)
+    service.forget_flight(flight)
     if isinstance(flight.outcome, Compiled):
-        runtime._memory_cache.put(flight.digest, flight.outcome, flight.outcome.size)
+        service.memory_cache.put(flight.digest, flight.outcome, flight.outcome.size)
     flight.changed.set()
 
 
@@ -221,26 +465,28 @@ def _unwrap(flight: _Flight) -> Compiled:
     outcome = flight.outcome
     if isinstance(outcome, Compiled):
         return outcome
+    if isinstance(outcome, PoolClosedError):
+        raise RuntimeClosedError(str(outcome)) from outcome
     if isinstance(outcome, WorkerDied):
         raise CompileError(f"the compiler process was killed: {outcome}") from outcome
     assert isinstance(outcome, BaseException)
     raise outcome
 
 
-def _work(runtime: Runtime, flight: _Flight, wasm: bytes, info: ModuleInfo | None) -> None:
+def _work(service: CompileService, flight: _Flight, wasm: bytes, info: ModuleInfo | None) -> None:
     """The flight's compilation, in a worker thread. Stores its outcome in the flight."""
     with flight.lock:
         if flight.state == _DROPPED or flight.abandoned:
             return
         flight.state = _RUNNING
     outcome: Compiled | BaseException
-    runtime._count("active_work")
+    service.count("active_work")
     try:
-        outcome = _produce(runtime, flight, wasm, info)
+        outcome = _produce(service, flight, wasm, info)
     except BaseException as error:
         outcome = error
     finally:
-        runtime._count("active_work", -1)
+        service.count("active_work", -1)
     with flight.lock:
         flight.outcome = outcome
         flight.state = _FINISHED
@@ -248,49 +494,28 @@ def _work(runtime: Runtime, flight: _Flight, wasm: bytes, info: ModuleInfo | Non
 
 
 def _produce(
-    runtime: Runtime, flight: _Flight, wasm: bytes, known_info: ModuleInfo | None
+    service: CompileService, flight: _Flight, wasm: bytes, known_info: ModuleInfo | None
 ) -> Compiled:
-    engine = runtime._engine
-    disk = runtime._disk
+    disk = service.disk
     digest = flight.digest
+    strategy = service.strategy
     if disk is not None:
         try:
             entry = disk.load(digest)
         except CorruptEntry:
-            runtime._count("disk_discarded")
+            service.count("disk_discarded")
             entry = None
         if entry is not None:
             artifact, extra = entry
-            info = known_info if known_info is not None else _info_from(extra, wasm, runtime)
-            if engine.compile_in_process:
-                runtime._count("disk_hits")
-                return Compiled(info, None, artifact, len(artifact) + len(wasm))
-            try:
-                handle = engine.deserialize(None, artifact)
-            except CompileError:
-                runtime._count("disk_discarded")
-                disk.discard(digest)
-            else:
-                runtime._count("disk_hits")
-                return Compiled(info, handle, None, _wasmtime_size(wasm))
-    runtime._count("compiles")
-    artifact_out: bytes | None
-    if engine.compile_in_process:
-
-        def on_start(worker: _Worker) -> bool:
-            with flight.lock:
-                if flight.abandoned:
-                    return False
-                flight.abort = worker.kill
-                return True
-
-        artifact_out, info = runtime._process_pool().run(wasm, on_start)
-        compiled = Compiled(info, None, artifact_out, len(artifact_out) + len(wasm))
-    else:
-        info = known_info if known_info is not None else _decode(wasm, runtime)
-        handle = engine.compile(None, wasm)
-        artifact_out = engine.serialize(handle) if disk is not None else None
-        compiled = Compiled(info, handle, None, _wasmtime_size(wasm))
+            info = known_info if known_info is not None else _info_from(extra, wasm, service)
+            compiled = strategy.from_disk(artifact, info, wasm)
+            if compiled is not None:
+                service.count("disk_hits")
+                return compiled
+            service.count("disk_discarded")
+            disk.discard(digest)
+    service.count("compiles")
+    compiled, artifact_out = strategy.produce(flight, wasm, known_info)
     if disk is not None and artifact_out is not None:
         with flight.lock:
             abandoned = flight.abandoned
@@ -299,20 +524,13 @@ def _produce(
     return compiled
 
 
-def _decode(wasm: bytes, runtime: Runtime) -> ModuleInfo:
-    """asyncwasm's decoding, refusing what the engine can't compile (``_module``)."""
-    from ._module import decode_for_engine
-
-    return decode_for_engine(wasm, runtime._engine)
-
-
-def _info_from(extra: bytes, wasm: bytes, runtime: Runtime) -> ModuleInfo:
+def _info_from(extra: bytes, wasm: bytes, service: CompileService) -> ModuleInfo:
     """The decoded sections kept in a (verified) disk entry, or decoded afresh."""
     try:
         info = pickle.loads(extra)
     except Exception:
         info = None
-    return info if isinstance(info, ModuleInfo) else _decode(wasm, runtime)
+    return info if isinstance(info, ModuleInfo) else service.decode(wasm)
 
 
 def _wasmtime_size(wasm: bytes) -> int:
@@ -320,30 +538,7 @@ def _wasmtime_size(wasm: bytes) -> int:
     return 3 * len(wasm)
 
 
-def _to_module(runtime: Runtime, digest: bytes, compiled: Compiled) -> Module:
-    """A new public ``Module`` for a compilation result."""
-    from ._module import Module
-
-    if compiled.artifact is None:
-        return Module._from_parts(runtime, compiled.handle, compiled.info, None)
-    cell = runtime._store()
-    handle = _store_module(runtime, cell, digest, compiled.artifact)
-    return Module._from_parts(runtime, handle, compiled.info, cell)
-
-
-def _store_module(runtime: Runtime, cell: StoreCell, digest: bytes, artifact: bytes) -> Any:
-    """The wasmer module for ``digest`` in ``cell``'s store, deserialized once per store and
-    thread (wasmer modules are thread-affine)."""
-    key = (digest, threading.get_ident())
-    table = runtime._store_modules.get(cell)
-    if table is None:
-        table = runtime._store_modules[cell] = OrderedDict()
-    handle = table.get(key)
-    if handle is None:
-        handle = runtime._engine.deserialize(cell.handle, artifact)
-        table[key] = handle
-        while len(table) > STORE_MODULES_MAX:
-            table.popitem(last=False)
-    else:
-        table.move_to_end(key)
-    return handle
+def _close_pools(pools: list[ProcessPool]) -> None:
+    """A runtime's finalizer: stop its worker processes (blocks until they are reaped)."""
+    while pools:
+        pools.pop().close()

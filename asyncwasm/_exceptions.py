@@ -7,7 +7,10 @@ Our exception hierarchy::
     │   ├── CompileError ........ the bytes are not a valid module (malformed or invalid)
     │   ├── LinkError ........... instantiation: an import is missing or of the wrong kind/type
     │   ├── RuntimeError ........ a trap while running wasm; ``.trap`` names its kind
+    │   ├── SuspendError ........ JSPI: a Suspending import reached outside a promising call
     │   └── NotSupportedError ... the selected engine cannot do this (also a NotImplementedError)
+    ├── RuntimeError (Python's)
+    │   └── RuntimeClosedError .. the asyncwasm.Runtime was closed (compiling needs an open one)
     ├── ValueError (Python's)
     │   └── RangeError .......... JS RangeError: grow past the maximum, bad sizes or indices
     └── TypeError (Python's) .... JS TypeError, raised as Python's own
@@ -22,40 +25,40 @@ the engine's message and chains the original as ``__cause__``.
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
 __all__ = [
     "CompileError",
     "LinkError",
     "NotSupportedError",
     "RangeError",
+    "RuntimeClosedError",
     "RuntimeError",
+    "SuspendError",
     "TrapKind",
     "WebAssemblyError",
 ]
 
 # The trap kinds ``RuntimeError.trap`` can hold. Names follow the core spec's assert_trap
 # messages, with spaces as underscores.
-TrapKind = str
-TRAP_KINDS: frozenset[str] = frozenset(
-    {
-        "unreachable",
-        "integer_divide_by_zero",
-        "integer_overflow",
-        "invalid_conversion_to_integer",
-        "out_of_bounds_memory_access",
-        "out_of_bounds_table_access",
-        "indirect_call_to_null",
-        "indirect_call_type_mismatch",
-        "stack_overflow",
-        "out_of_fuel",
-        "interrupt",
-        "null_reference",
-        "unaligned_atomic",
-        "uncaught_exception",
-        "unknown",
-    }
-)
+TrapKind = Literal[
+    "unreachable",
+    "integer_divide_by_zero",
+    "integer_overflow",
+    "invalid_conversion_to_integer",
+    "out_of_bounds_memory_access",
+    "out_of_bounds_table_access",
+    "indirect_call_to_null",
+    "indirect_call_type_mismatch",
+    "stack_overflow",
+    "out_of_fuel",
+    "interrupt",
+    "null_reference",
+    "unaligned_atomic",
+    "uncaught_exception",
+    "unknown",
+]
+TRAP_KINDS: Final[frozenset[TrapKind]] = frozenset(get_args(TrapKind))
 
 # Engine messages can be huge (wasmer's stack overflow message lists every frame: 15 MB).
 MAX_MESSAGE_CHARS = 2000
@@ -83,7 +86,7 @@ class CompileError(WebAssemblyError):
         self.offset = offset
 
     # Errors cross process boundaries (wasmer compiles in a worker process): keep the fields.
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild, (type(self), str(self), {"offset": self.offset}))
 
 
@@ -98,12 +101,18 @@ class RuntimeError(WebAssemblyError):
     ``"integer_divide_by_zero"``; ``"unknown"`` when the engine did not say.
     """
 
-    def __init__(self, message: str, *, trap: str = "unknown") -> None:
+    def __init__(self, message: str, *, trap: TrapKind = "unknown") -> None:
         super().__init__(shorten(message))
-        self.trap = trap
+        self.trap: TrapKind = trap
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild, (type(self), str(self), {"trap": self.trap}))
+
+
+class SuspendError(WebAssemblyError):
+    """JS ``WebAssembly.SuspendError`` (JSPI): wasm called a ``Suspending`` import with no
+    promising call directly below it (a plain call, or a host function in between), so there is
+    nothing to suspend. The instance stays usable."""
 
 
 class NotSupportedError(WebAssemblyError, NotImplementedError):
@@ -114,8 +123,13 @@ class NotSupportedError(WebAssemblyError, NotImplementedError):
         self.engine = engine
         self.capability = capability
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.engine, self.capability))
+
+
+class RuntimeClosedError(builtins.RuntimeError):
+    """The ``asyncwasm.Runtime`` was closed: it compiles no more (objects already made keep
+    working). Python's ``RuntimeError``, as for other closed resources; never a trap."""
 
 
 class RangeError(ValueError):

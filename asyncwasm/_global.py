@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ._args import MISSING, descriptor_field
-from ._object import StoreObject
-from ._runtime import Runtime, get_default_runtime
+from ._context import RuntimeBase, StoreObject, context_for, handle_of
+from ._engines._base import GlobalHandle
 from ._types import GlobalType, canonical_value_type
 from ._values import default_value, from_engine_value, to_engine_value
 
 __all__ = ["Global"]
 
 
-class Global(StoreObject[GlobalType]):
+class Global(StoreObject[GlobalType], kind="global"):
     """A global: ``Global("i32", 42, mutable=True)`` or
     ``Global({"value": "i32", "mutable": True}, 42)``.
 
@@ -29,7 +29,7 @@ class Global(StoreObject[GlobalType]):
         value: object = MISSING,
         *,
         mutable: bool = False,
-        runtime: Runtime | None = None,
+        runtime: RuntimeBase | None = None,
     ) -> None:
         if isinstance(value_type, Mapping):
             # JS order: "mutable", then "value" (WebIDL reads dictionary members sorted).
@@ -40,13 +40,14 @@ class Global(StoreObject[GlobalType]):
         if not isinstance(value_type, str):
             raise TypeError(f"a value type must be a str, not {type(value_type).__name__}")
         vt = canonical_value_type(value_type)
-        rt = runtime if runtime is not None else get_default_runtime()
+        context = context_for(runtime)
         initial = default_value(vt) if value is MISSING else value
-        engine_value = to_engine_value(initial, vt, rt)
+        engine_value = to_engine_value(initial, vt, context)
         gtype = GlobalType(vt, bool(mutable))
-        cell = rt._store()
-        self._init(rt, cell, rt._engine.global_new(cell.handle, gtype, engine_value), gtype)
-
+        cell = context.store()
+        self._init(
+            context, cell, context.engine.global_new(cell.handle, gtype, engine_value), gtype
+        )
 
     @property
     def type(self) -> GlobalType:
@@ -57,15 +58,17 @@ class Global(StoreObject[GlobalType]):
     def value(self) -> object:
         """The global's current value."""
         vt = self._type.value
-        raw = self._runtime._engine.global_get(self._cell.handle, self._handle)
-        return from_engine_value(raw, vt, self._runtime)
+        raw = self._context.engine.global_get(self._cell.handle, handle_of(self, GlobalHandle))
+        return from_engine_value(raw, vt, self._context)
 
     @value.setter
     def value(self, new: object) -> None:
         if not self._type.mutable:
             raise TypeError("cannot set the value of an immutable global")
-        engine_value = to_engine_value(new, self._type.value, self._runtime)
-        self._runtime._engine.global_set(self._cell.handle, self._handle, engine_value)
+        engine_value = to_engine_value(new, self._type.value, self._context)
+        self._context.engine.global_set(
+            self._cell.handle, handle_of(self, GlobalHandle), engine_value
+        )
 
     def value_of(self) -> object:
         """The global's current value (JS ``valueOf()``)."""

@@ -2,39 +2,69 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, NoReturn
 
-from ._binary import ImportInfo
+from ._binary import ExportInfo, ImportInfo
+from ._context import (
+    StoreCell,
+    StoreContext,
+    StoreObject,
+    cell_of,
+    context_of,
+    from_handle,
+    handle_of,
+    type_of,
+)
+from ._engines._base import (
+    ExternHandle,
+    FuncHandle,
+    InstanceHandle,
+    MemoryHandle,
+    TableHandle,
+    TagHandle,
+)
 from ._exceptions import LinkError, RangeError
-from ._function import Function, host_function_handle, note_module_types
+from ._function import Function, host_function_handle
 from ._global import Global
+from ._jspi import Suspending, isolated_store, suspending_function_handle
 from ._memory import Memory
-from ._module import Module, _check_module
-from ._runtime import Runtime, StoreCell
+from ._module import Module, ModuleParts, parts_of
 from ._table import Table
 from ._tag import Tag
 from ._types import (
+    JS_VALUE_TYPES,
     MAX_TABLE_LENGTH,
     NUMBER_TYPES,
+    ExternType,
     FuncType,
     GlobalType,
+    Limits,
     MemoryType,
     TableType,
     TagType,
+    wasm_text,
 )
 from ._values import to_engine_value
 
-__all__ = ["Exports", "Instance"]
+__all__ = ["Exports", "Instance", "InstantiatedSource"]
 
-_PUBLIC_CLASS = {"memory": Memory, "table": Table, "global": Global, "tag": Tag}
+_PUBLIC_CLASS: dict[str, type[StoreObject[Any]]] = {
+    "memory": Memory,
+    "table": Table,
+    "global": Global,
+    "tag": Tag,
+}
 
 
-class Exports(Mapping[str, Any]):
+class Exports(Mapping[str, object]):
     """An instance's exports: a read-only mapping in export order, with attribute access.
 
     ``exports["f"]`` and ``exports.f`` give the same object every time. Assigning or deleting
-    raises ``TypeError``.
+    raises ``TypeError``. Typing: item access gives ``object`` (narrow it with ``isinstance``);
+    attribute access gives ``Any``, because what ``exports.add`` is depends on the module, which
+    no type checker sees: ``exports.add(1, 2)`` and ``exports.memory.buffer`` type-check as
+    written.
     """
 
     __slots__ = ("_items",)
@@ -53,7 +83,7 @@ class Exports(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._items)
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:
         try:
             return self._items[name]
         except KeyError:
@@ -92,18 +122,25 @@ class Instance:
 
     _module: Module
     _cell: StoreCell
-    _handle: Any
+    _handle: InstanceHandle
     _exports: Exports
     _imports_kept: tuple[object, ...]
 
     def __init__(self, module: Module, imports: object = None) -> None:
-        _check_module(module)
-        rt = module._runtime
-        cell = module._store_cell if module._store_cell is not None else rt._store()
-        handles, kept = _resolve_imports(module, imports, cell)
-        _check_table_sizes(module)
-        note_module_types(cell, module._info.types)
-        handle = rt._engine.instantiate(cell.handle, module._handle, handles)
+        parts = parts_of(module)
+        context = parts.context
+        engine = context.engine
+        cell = parts.cell if parts.cell is not None else context.store()
+        values: list[object] = []
+        handles, kept = _resolve_imports(parts, imports, cell, values)
+        # JSPI: an instance with Suspending imports may need a store of its own (see _jspi).
+        isolated = isolated_store(context, values) if parts.cell is None else None
+        if isolated is not None:
+            cell = isolated
+            handles, kept = _resolve_values(parts, values, cell)
+        _check_table_sizes(parts)
+        engine.note_declared_types(cell.handle, parts.info.types)
+        handle = engine.instantiate(cell.handle, parts.handle, handles)
         self._module = module
         self._cell = cell
         self._handle = handle
@@ -111,7 +148,7 @@ class Instance:
         # collected import is a use-after-free).
         self._imports_kept = kept
         self._exports = _build_exports(
-            module, cell, rt._engine.instance_exports(cell.handle, handle), kept
+            parts, cell, engine.instance_exports(cell.handle, handle), kept
         )
 
     @property
@@ -127,10 +164,17 @@ class Instance:
         return f"<asyncwasm.Instance exports={list(self._exports)}>"
 
 
-def _check_table_sizes(module: Module) -> None:
+class InstantiatedSource(NamedTuple):
+    """What ``instantiate(bytes, imports)`` gives: the compiled module and its instance."""
+
+    module: Module
+    instance: Instance
+
+
+def _check_table_sizes(parts: ModuleParts) -> None:
     """JS: instantiating a module that defines a table longer than the embedder limit is a
     RangeError (compiling it is fine)."""
-    info = module._info
+    info = parts.info
     imported = sum(1 for imp in info.imports if imp.kind == "table")
     for index, table in enumerate(info.tables[imported:], start=imported):
         if table.limits.minimum > MAX_TABLE_LENGTH:
@@ -145,23 +189,23 @@ def _link_error(imp: ImportInfo, message: str) -> LinkError:
 
 
 def _resolve_imports(
-    module: Module, imports: object, cell: StoreCell
-) -> tuple[list[Any], tuple[object, ...]]:
+    parts: ModuleParts, imports: object, cell: StoreCell, values: list[object] | None = None
+) -> tuple[list[ExternHandle], tuple[object, ...]]:
     """Look every import up once, in module order; returns engine handles and the objects to
-    keep alive."""
-    infos = module._info.imports
+    keep alive. The values looked up are appended to ``values`` when given."""
+    infos = parts.info.imports
     if imports is None:
         if infos:
             raise TypeError("this module has imports: pass an import object")
         return [], ()
     if not isinstance(imports, Mapping):
         raise TypeError(f"the import object must be a mapping, not {type(imports).__name__}")
-    rt = module._runtime
-    handles: list[Any] = []
+    context = parts.context
+    handles: list[ExternHandle] = []
     kept: list[object] = []
     # One host function per (callable, type): a module may import one name twice, and an engine
     # given two different functions for one name refuses to link (wasmer).
-    host_functions: dict[tuple[int, FuncType], Any] = {}
+    host_functions: dict[tuple[int, FuncType], FuncHandle] = {}
     for imp in infos:
         try:
             namespace = imports[imp.module]
@@ -175,58 +219,140 @@ def _resolve_imports(
             value = namespace[imp.name]
         except KeyError:
             raise _link_error(imp, "missing from the import object") from None
-        handle, keep = _resolve_one(rt, cell, imp, value, host_functions)
+        if values is not None:
+            values.append(value)
+        handle, keep = _resolve_one(context, cell, imp, value, host_functions)
         handles.append(handle)
         kept.append(keep)
     return handles, tuple(kept)
 
 
-def _same_runtime(rt: Runtime, imp: ImportInfo, obj: Any) -> None:
-    # An object made with ``cls.__new__`` and never initialised (JS: ``Object.create(
-    # WebAssembly.Global.prototype)``) is not a real one: LinkError, not AttributeError.
-    if not hasattr(obj, "_handle"):
-        raise _link_error(imp, f"the {type(obj).__name__} object was never initialised")
-    if obj._runtime is not rt:
+def _resolve_values(
+    parts: ModuleParts, values: list[object], cell: StoreCell
+) -> tuple[list[ExternHandle], tuple[object, ...]]:
+    """``_resolve_imports`` again for values already looked up (no second lookup), in ``cell``."""
+    host_functions: dict[tuple[int, FuncType], FuncHandle] = {}
+    pairs = [
+        _resolve_one(parts.context, cell, imp, value, host_functions)
+        for imp, value in zip(parts.info.imports, values, strict=True)
+    ]
+    return [h for h, _ in pairs], tuple(k for _, k in pairs)
+
+
+def _import_handle(context: StoreContext, imp: ImportInfo, obj: StoreObject[Any]) -> ExternHandle:
+    """The engine handle of an asyncwasm object given for ``imp``, refusing one of another
+    runtime."""
+    try:
+        handle = handle_of(obj, ExternHandle)
+    except TypeError as error:
+        # Made with ``cls.__new__`` and never initialised (JS: ``Object.create(
+        # WebAssembly.Global.prototype)``): not a real one, so LinkError, not AttributeError.
+        raise _link_error(imp, str(error)) from None
+    if context_of(obj) is not context:
         raise _link_error(imp, "the object belongs to another asyncwasm.Runtime")
+    given = _given_type(context, obj, handle)
+    if given is not None and not _matches(given, imp.type):
+        raise _link_error(imp, f"expected {wasm_text(imp.type)}, got {wasm_text(given)}")
+    return handle
+
+
+def _given_type(
+    context: StoreContext, obj: StoreObject[Any], handle: ExternHandle
+) -> ExternType | None:
+    """The type of an object given for an import as matching sees it (a memory's or table's
+    current size, not its initial one), or ``None`` when unknown (left to the engine)."""
+    t: object = type_of(obj)
+    store = cell_of(obj).handle
+    if isinstance(t, MemoryType) and isinstance(handle, MemoryHandle):
+        pages = context.engine.memory_pages(store, handle)
+        return MemoryType(Limits(pages, t.limits.maximum), t.shared, t.memory64, t.page_size_log2)
+    if isinstance(t, TableType) and isinstance(handle, TableHandle):
+        length = context.engine.table_size(store, handle)
+        return TableType(t.element, Limits(length, t.limits.maximum), t.table64)
+    if isinstance(t, (FuncType, GlobalType, TagType)):
+        return t
+    return None
+
+
+def _matches(given: ExternType, expected: ExternType) -> bool:
+    """Import matching (core spec, "Import Subtyping") for the types the JS API can name;
+    anything else is left to the engine (reference subtyping of GC types, ...)."""
+    if isinstance(given, MemoryType) and isinstance(expected, MemoryType):
+        return (
+            given.shared == expected.shared
+            and given.memory64 == expected.memory64
+            and given.page_size_log2 == expected.page_size_log2
+            and _limits_match(given.limits, expected.limits)
+        )
+    if isinstance(given, TableType) and isinstance(expected, TableType):
+        if not {given.element, expected.element} <= JS_VALUE_TYPES:
+            return True
+        return (
+            given.element == expected.element
+            and given.table64 == expected.table64
+            and _limits_match(given.limits, expected.limits)
+        )
+    if isinstance(given, (FuncType, GlobalType, TagType)) and type(given) is type(expected):
+        if not _plain(given) or not _plain(expected):
+            return True
+        return given == expected
+    return True
+
+
+def _limits_match(given: Limits, expected: Limits) -> bool:
+    if given.minimum < expected.minimum:
+        return False
+    if expected.maximum is None:
+        return True
+    return given.maximum is not None and given.maximum <= expected.maximum
+
+
+def _plain(t: FuncType | GlobalType | TagType) -> bool:
+    """Whether every value type of ``t`` is one the JS API names (there equality is matching)."""
+    if isinstance(t, GlobalType):
+        return t.value in JS_VALUE_TYPES
+    values = t.params + t.results if isinstance(t, FuncType) else t.params
+    return all(v in JS_VALUE_TYPES for v in values)
 
 
 def _resolve_one(
-    rt: Runtime,
+    context: StoreContext,
     cell: StoreCell,
     imp: ImportInfo,
     value: object,
-    host_functions: dict[tuple[int, FuncType], Any],
-) -> tuple[Any, object]:
+    host_functions: dict[tuple[int, FuncType], FuncHandle],
+) -> tuple[ExternHandle, object]:
     t = imp.type
+    if isinstance(t, FuncType) and isinstance(value, Suspending):  # JSPI
+        key = (id(value), t)
+        if key not in host_functions:
+            host_functions[key] = suspending_function_handle(context, cell, value, t)
+        return host_functions[key], value
     if isinstance(t, FuncType):
         if isinstance(value, Function):
-            _same_runtime(rt, imp, value)
-            return value._handle, value
+            return _import_handle(context, imp, value), value
         if not callable(value):
             raise _link_error(imp, f"expected a callable, got {type(value).__name__}")
         fn: Callable[..., object] = value
         key = (id(fn), t)  # fn stays alive in ``kept`` while the cache is in use
         if key not in host_functions:
-            host_functions[key] = host_function_handle(rt, cell, fn, t)
+            host_functions[key] = host_function_handle(context, cell, fn, t)
         return host_functions[key], value
     if isinstance(t, GlobalType):
         if isinstance(value, Global):
-            _same_runtime(rt, imp, value)
-            return value._handle, value
-        return _global_from_value(rt, cell, imp, t, value)
+            return _import_handle(context, imp, value), value
+        return _global_from_value(context, cell, imp, t, value)
     expected = _PUBLIC_CLASS[imp.kind]
     if not isinstance(value, expected):
         raise _link_error(
             imp, f"expected an asyncwasm.{expected.__name__}, got {type(value).__name__}"
         )
-    _same_runtime(rt, imp, value)
-    handle: Any = value._handle  # type: ignore[attr-defined]
-    return handle, value
+    return _import_handle(context, imp, value), value
 
 
 def _global_from_value(
-    rt: Runtime, cell: StoreCell, imp: ImportInfo, t: GlobalType, value: object
-) -> tuple[Any, object]:
+    context: StoreContext, cell: StoreCell, imp: ImportInfo, t: GlobalType, value: object
+) -> tuple[ExternHandle, object]:
     """A plain value for a global import: allowed for immutable globals, as in JS."""
     if t.mutable:
         raise _link_error(imp, "a mutable global must be imported as an asyncwasm.Global")
@@ -240,17 +366,15 @@ def _global_from_value(
             )
     elif vt == "v128":
         raise _link_error(imp, "a v128 global must be imported as an asyncwasm.Global")
-    glob = Global._from_handle(
-        rt, cell, rt._engine.global_new(cell.handle, t, to_engine_value(value, vt, rt)), t
-    )
-    return glob._handle, glob
+    handle = context.engine.global_new(cell.handle, t, to_engine_value(value, vt, context))
+    return handle, from_handle(Global, context, cell, handle, t)
 
 
 def _build_exports(
-    module: Module, cell: StoreCell, handles: list[Any], kept: tuple[object, ...]
+    parts: ModuleParts, cell: StoreCell, handles: list[ExternHandle], kept: tuple[object, ...]
 ) -> Exports:
-    rt = module._runtime
-    info = module._info
+    context = parts.context
+    info = parts.info
     # An export of an imported entity is the very object that was imported (JS identity).
     imported: dict[str, list[object]] = {}
     for imp, obj in zip(info.imports, kept, strict=True):
@@ -267,20 +391,19 @@ def _build_exports(
                 items[export.name] = obj
                 continue
         if isinstance(t, FuncType):
-            items[export.name] = rt._function_for_handle(handle, cell, t)
-        elif isinstance(t, MemoryType):
-            items[export.name] = Memory._from_handle(rt, cell, handle, t)
-        elif isinstance(t, TableType):
-            items[export.name] = Table._from_handle(rt, cell, handle, t)
-        elif isinstance(t, GlobalType):
-            items[export.name] = Global._from_handle(rt, cell, handle, t)
+            assert isinstance(handle, FuncHandle)
+            items[export.name] = context.function_for_handle(handle, cell, t)
         elif isinstance(t, TagType):
-            items[export.name] = rt._tag_for_handle(handle, cell, t)
+            assert isinstance(handle, TagHandle)
+            items[export.name] = context.tag_for_handle(handle, cell, t)
+        else:
+            cls = _PUBLIC_CLASS[export.kind]
+            items[export.name] = from_handle(cls, context, cell, handle, t)
     # Several exports of one defined entity are one object too.
     return Exports(_dedupe_by_index(info.exports, items))
 
 
-def _dedupe_by_index(exports: Any, items: dict[str, object]) -> dict[str, object]:
+def _dedupe_by_index(exports: Sequence[ExportInfo], items: dict[str, object]) -> dict[str, object]:
     first: dict[tuple[str, int], object] = {}
     for export in exports:
         key = (export.kind, export.index)

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from typing import Any
 
-from ._args import MISSING, check_limits, descriptor_field, enforce_range
-from ._object import StoreObject
-from ._runtime import Runtime, StoreCell, get_default_runtime
+from ._args import (
+    MISSING,
+    check_limits,
+    descriptor_field,
+    descriptor_limits,
+    enforce_range,
+    optional_size,
+)
+from ._context import RuntimeBase, StoreCell, StoreContext, StoreObject, context_for, handle_of
+from ._engines._base import ExternHandle, MemoryHandle
 from ._types import MAX_PAGES, Limits, MemoryType
 
 __all__ = ["Memory"]
 
 
-class Memory(StoreObject[MemoryType]):
+class Memory(StoreObject[MemoryType], kind="memory"):
     """A linear memory: ``Memory(initial, maximum=None, *, shared=False)`` or
     ``Memory({"initial": 1, "maximum": 2})``. Sizes are in 64 KiB pages.
 
@@ -33,42 +39,31 @@ class Memory(StoreObject[MemoryType]):
         maximum: object = None,
         *,
         shared: bool = False,
-        runtime: Runtime | None = None,
+        runtime: RuntimeBase | None = None,
     ) -> None:
         if isinstance(initial, Mapping):
             # JS order: "initial", "maximum", ("minimum",) "shared", each converted when read.
             descriptor = initial
-            initial = descriptor_field(descriptor, "initial", required=False)
-            first_or_none = None if initial is MISSING else enforce_range(initial, "initial")
-            maximum = descriptor_field(descriptor, "maximum", required=False)
-            last = (
-                None if maximum is None or maximum is MISSING else enforce_range(maximum, "maximum")
-            )
-            if first_or_none is None:  # the type-reflection proposal's spelling
-                minimum = descriptor_field(descriptor, "minimum", required=False)
-                if minimum is MISSING:
-                    raise TypeError("the descriptor has no 'initial' field")
-                first_or_none = enforce_range(minimum, "minimum")
-            first = first_or_none
+            first, last = descriptor_limits(descriptor)
             shared_value = descriptor_field(descriptor, "shared", required=False)
             shared = bool(shared_value) if shared_value is not MISSING else False
         elif initial is MISSING:
             raise TypeError("Memory() needs an initial size (in pages) or a descriptor")
         else:
             first = enforce_range(initial, "initial")
-            last = (
-                None if maximum is None or maximum is MISSING else enforce_range(maximum, "maximum")
-            )
+            last = optional_size(maximum, "maximum")
         check_limits(first, last, MAX_PAGES, "Memory")
         if shared and last is None:
             raise TypeError("a shared memory needs a maximum size")
-        rt = runtime if runtime is not None else get_default_runtime()
+        context = context_for(runtime)
         mtype = MemoryType(Limits(first, last), shared=bool(shared))
-        cell = rt._store()
-        self._init(rt, cell, rt._engine.memory_new(cell.handle, mtype), mtype)
+        cell = context.store()
+        self._init(context, cell, context.engine.memory_new(cell.handle, mtype), mtype)
 
-    def _init(self, runtime: Runtime, cell: StoreCell, handle: Any, mtype: MemoryType) -> None:
-        super()._init(runtime, cell, handle, mtype)
+    def _init(
+        self, context: StoreContext, cell: StoreCell, handle: ExternHandle, mtype: MemoryType
+    ) -> None:
+        super()._init(context, cell, handle, mtype)
         self._view = None
 
     @property
@@ -79,22 +74,25 @@ class Memory(StoreObject[MemoryType]):
     @property
     def buffer(self) -> memoryview:
         """A writable view of the whole memory as it is now (JS ``memory.buffer``)."""
-        engine = self._runtime._engine
+        engine = self._context.engine
         store = self._cell.handle
+        handle = handle_of(self, MemoryHandle)
         view = self._view
         if view is not None:
             # wasm code may have grown the memory since: a stale view is detached, as in JS.
-            if len(view) == engine.memory_pages(store, self._handle) * 65536:
+            if len(view) == engine.memory_pages(store, handle) * 65536:
                 return view
             self._release_view()
-        self._view = engine.memory_view(store, self._handle)
+        self._view = engine.memory_view(store, handle)
         return self._view
 
     def grow(self, delta: object) -> int:
         """Grow by ``delta`` pages; returns the old size in pages. ``RangeError`` past the
         maximum (or 65,536 pages). Buffers taken before are released."""
         pages = enforce_range(delta, "delta")
-        old = self._runtime._engine.memory_grow(self._cell.handle, self._handle, pages)
+        old = self._context.engine.memory_grow(
+            self._cell.handle, handle_of(self, MemoryHandle), pages
+        )
         self._release_view()  # JS detaches the buffer on every grow, grow(0) included
         return old
 

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from ._binary import ModuleInfo, decode_module
-from ._engines import Engine, EngineFeatures
+from ._binary import ModuleInfo
+from ._context import RuntimeBase, StoreCell, StoreContext, context_for
+from ._decode import decode_for_engine
+from ._engines._base import ModuleHandle
 from ._exceptions import CompileError
-from ._runtime import Runtime, StoreCell, get_default_runtime
-from ._source import check_magic, copy_buffer_source
+from ._source import copy_buffer_source
 from ._types import ExternKind, ExternType
 
-# The JS API's implementation limit on module size (1 GiB); the engines accept more.
-MAX_MODULE_SIZE = 1 << 30
-
-__all__ = ["Module", "ModuleExportDescriptor", "ModuleImportDescriptor", "validate"]
+__all__ = [
+    "Module",
+    "ModuleExportDescriptor",
+    "ModuleImportDescriptor",
+    "ModuleParts",
+    "check_module",
+    "module_from_parts",
+    "parts_of",
+    "validate",
+]
 
 
 class ModuleExportDescriptor(NamedTuple):
@@ -34,31 +41,14 @@ class ModuleImportDescriptor(NamedTuple):
     type: ExternType
 
 
-def decode_for_engine(wasm: bytes, engine: Engine) -> ModuleInfo:
-    """Decode ``wasm`` with asyncwasm's own decoder and refuse, with ``CompileError``, what the
-    engine cannot compile at all (wasmer panics on tags instead of reporting an error)."""
-    check_magic(wasm)
-    if len(wasm) > MAX_MODULE_SIZE:
-        raise CompileError(
-            f"the module is {len(wasm)} bytes, over the JS API's limit of {MAX_MODULE_SIZE}"
-        )
-    info = decode_module(wasm)
-    lacking = _lacking_feature(info, engine.features)
-    if lacking is not None:
-        raise CompileError(
-            f"the {engine.name} engine cannot compile this module: it uses {lacking}"
-        )
-    return info
+class ModuleParts(NamedTuple):
+    """What a ``Module`` is made of: the context that compiled it, the engine's module, the
+    decoded sections, and (wasmer) the store cell the engine module belongs to."""
 
-
-def _lacking_feature(info: ModuleInfo, features: EngineFeatures) -> str | None:
-    if info.tags and not features.exceptions:
-        return "exception handling (tags)"
-    if not features.memory64 and any(m.memory64 for m in info.memories):
-        return "64-bit memories (memory64)"
-    if not features.shared_memory and any(m.shared for m in info.memories):
-        return "shared memories (threads)"
-    return None
+    context: StoreContext
+    handle: ModuleHandle
+    info: ModuleInfo
+    cell: StoreCell | None
 
 
 class Module:
@@ -71,84 +61,78 @@ class Module:
     ``TypeError`` for a source that is not a buffer.
     """
 
-    __slots__ = ("__weakref__", "_handle", "_info", "_runtime", "_store_cell")
+    __slots__ = ("__weakref__", "_parts")
 
-    _runtime: Runtime
-    _handle: Any
-    _info: ModuleInfo
-    _store_cell: StoreCell | None
+    _parts: ModuleParts
 
-    def __init__(self, source: object, *, runtime: Runtime | None = None) -> None:
+    def __init__(self, source: object, *, runtime: RuntimeBase | None = None) -> None:
         wasm = copy_buffer_source(source)
-        rt = runtime if runtime is not None else get_default_runtime()
-        info = decode_for_engine(wasm, rt._engine)
-        cell = rt._store() if rt._engine.module_needs_store else None
-        handle = rt._engine.compile(cell.handle if cell is not None else None, wasm)
-        self._init(rt, handle, info, cell)
-
-    def _init(
-        self, runtime: Runtime, handle: Any, info: ModuleInfo, cell: StoreCell | None
-    ) -> None:
-        self._runtime = runtime
-        self._handle = handle
-        self._info = info
-        self._store_cell = cell
-
-    @classmethod
-    def _from_parts(
-        cls, runtime: Runtime, handle: Any, info: ModuleInfo, cell: StoreCell | None
-    ) -> Module:
-        """A Module around an engine module compiled (or deserialized) elsewhere."""
-        module = cls.__new__(cls)
-        module._init(runtime, handle, info, cell)
-        return module
+        context = context_for(runtime)
+        engine = context.engine
+        info = decode_for_engine(wasm, engine)
+        cell = context.store() if engine.module_needs_store else None
+        handle = engine.compile(cell.handle if cell is not None else None, wasm)
+        self._parts = ModuleParts(context, handle, info, cell)
 
     def __repr__(self) -> str:
+        info = self._parts.info
         return (
-            f"<asyncwasm.Module imports={len(self._info.imports)} "
-            f"exports={len(self._info.exports)} engine={self._runtime.engine!r}>"
+            f"<asyncwasm.Module imports={len(info.imports)} "
+            f"exports={len(info.exports)} engine={self._parts.context.engine_name!r}>"
         )
 
     @staticmethod
     def exports(module: Module) -> list[ModuleExportDescriptor]:
         """The module's exports, in module order, with their full types."""
-        _check_module(module)
-        return [ModuleExportDescriptor(e.name, e.kind, e.type) for e in module._info.exports]
+        info = parts_of(module).info
+        return [ModuleExportDescriptor(e.name, e.kind, e.type) for e in info.exports]
 
     @staticmethod
     def imports(module: Module) -> list[ModuleImportDescriptor]:
         """The module's imports, in module order, with their full types."""
-        _check_module(module)
-        return [
-            ModuleImportDescriptor(i.module, i.name, i.kind, i.type) for i in module._info.imports
-        ]
+        info = parts_of(module).info
+        return [ModuleImportDescriptor(i.module, i.name, i.kind, i.type) for i in info.imports]
 
     @staticmethod
     def custom_sections(module: Module, name: str) -> list[bytes]:
         """The contents of every custom section called ``name``, in module order."""
-        _check_module(module)
+        info = parts_of(module).info
         if not isinstance(name, str):
             raise TypeError(f"a custom section name must be a str, not {type(name).__name__}")
-        return module._info.custom_section_data(name)
+        return info.custom_section_data(name)
 
     customSections = custom_sections
 
 
-def _check_module(module: object) -> None:
+def module_from_parts(parts: ModuleParts) -> Module:
+    """A ``Module`` around an engine module compiled (or deserialized) elsewhere."""
+    module = Module.__new__(Module)
+    module._parts = parts
+    return module
+
+
+def parts_of(module: object) -> ModuleParts:
+    """The parts of ``module``; ``TypeError`` when it is not an ``asyncwasm.Module``."""
+    check_module(module)
+    assert isinstance(module, Module)
+    return module._parts
+
+
+def check_module(module: object) -> None:
     if not isinstance(module, Module):
         raise TypeError(f"expected an asyncwasm.Module, not {type(module).__name__}")
 
 
-def validate(source: object, *, runtime: Runtime | None = None) -> bool:
+def validate(source: object, *, runtime: RuntimeBase | None = None) -> bool:
     """Whether ``source`` holds a valid WebAssembly module (JS ``WebAssembly.validate``).
 
     ``source`` is any buffer-protocol object (``TypeError`` otherwise). Synchronous: validation
     does not compile.
     """
     wasm = copy_buffer_source(source)
-    rt = runtime if runtime is not None else get_default_runtime()
+    engine = context_for(runtime).engine
     try:
-        decode_for_engine(wasm, rt._engine)
+        decode_for_engine(wasm, engine)
     except CompileError:
         return False
-    return rt._engine.validate(wasm) is None
+    return engine.validate(wasm) is None

@@ -269,8 +269,8 @@ def _worker_main(engine_name: str) -> None:
 
     with out:
         try:
+            from ._decode import decode_for_engine
             from ._engines import get_engine
-            from ._module import decode_for_engine
 
             engine = get_engine(engine_name)
         except Exception as error:

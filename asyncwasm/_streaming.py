@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Final
 import anyio.lowlevel
 
 from ._binary import ModuleInfo, StreamingDecoder
+from ._compile import compile_async
 from ._exceptions import CompileError
+from ._instance import Instance, InstantiatedSource
 from ._sources import ChunkStream, discard, open_stream
 
 if TYPE_CHECKING:
+    from ._context import RuntimeBase as Runtime
     from ._module import Module
-    from ._runtime import InstantiatedSource, Runtime
 
 __all__ = ["ProgressCallback", "compile_streaming", "instantiate_streaming"]
 
@@ -176,8 +178,6 @@ async def compile_streaming(
     on_progress: ProgressCallback | None = None,
 ) -> Module:
     """``Runtime.compile_streaming``: consume ``source`` chunk by chunk, then compile."""
-    from ._compile import compile_async
-
     try:
         _check_options(max_bytes, on_progress)
     except TypeError:
@@ -199,8 +199,5 @@ async def instantiate_streaming(
     on_progress: ProgressCallback | None = None,
 ) -> InstantiatedSource:
     """``Runtime.instantiate_streaming``: ``compile_streaming``, then instantiate."""
-    from ._instance import Instance
-    from ._runtime import InstantiatedSource
-
     module = await compile_streaming(runtime, source, max_bytes=max_bytes, on_progress=on_progress)
     return InstantiatedSource(module, Instance(module, imports))

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._args import MISSING, check_limits, descriptor_field, enforce_range
+from ._args import (
+    MISSING,
+    check_limits,
+    descriptor_field,
+    descriptor_limits,
+    enforce_range,
+    optional_size,
+)
+from ._context import RuntimeBase, StoreObject, context_for, handle_of
+from ._engines._base import TableHandle
 from ._exceptions import RangeError
-from ._object import StoreObject
-from ._runtime import Runtime, get_default_runtime
 from ._types import MAX_TABLE_LENGTH, REFERENCE_TYPES, Limits, TableType, canonical_value_type
 from ._values import default_value, from_engine_value, to_engine_value
 
@@ -23,7 +30,7 @@ def _element_type(element: object) -> str:
     return elem
 
 
-class Table(StoreObject[TableType]):
+class Table(StoreObject[TableType], kind="table"):
     """A table: ``Table("anyfunc", initial, maximum=None, value=None)`` or
     ``Table({"element": "externref", "initial": 1}, value)``.
 
@@ -42,7 +49,7 @@ class Table(StoreObject[TableType]):
         maximum: object = None,
         value: object = MISSING,
         *,
-        runtime: Runtime | None = None,
+        runtime: RuntimeBase | None = None,
     ) -> None:
         if isinstance(element, Mapping):
             # JS order: "element", "initial", "maximum", ("minimum"), each converted when read.
@@ -50,37 +57,23 @@ class Table(StoreObject[TableType]):
             # Table(descriptor, value): the second positional argument is the fill value.
             value = initial
             elem = _element_type(descriptor_field(descriptor, "element", required=True))
-            initial = descriptor_field(descriptor, "initial", required=False)
-            first_or_none = None if initial is MISSING else enforce_range(initial, "initial")
-            maximum = descriptor_field(descriptor, "maximum", required=False)
-            last = (
-                None if maximum is None or maximum is MISSING else enforce_range(maximum, "maximum")
-            )
-            if first_or_none is None:  # the type-reflection proposal's spelling
-                minimum = descriptor_field(descriptor, "minimum", required=False)
-                if minimum is MISSING:
-                    raise TypeError("the descriptor has no 'initial' field")
-                first_or_none = enforce_range(minimum, "minimum")
-            first = first_or_none
+            first, last = descriptor_limits(descriptor)
         elif initial is MISSING:
             raise TypeError("Table() needs an element type and an initial length")
         else:
             elem = _element_type(element)
             first = enforce_range(initial, "initial")
-            last = (
-                None if maximum is None or maximum is MISSING else enforce_range(maximum, "maximum")
-            )
+            last = optional_size(maximum, "maximum")
         # JS: only the initial length is held to the embedder limit; a larger maximum is fine
         # (growing past the limit is refused instead).
         check_limits(first, None, MAX_TABLE_LENGTH, "Table")
         if last is not None and last < first:
             raise RangeError(f"Table: maximum size {last} is below the initial size {first}")
-        rt = runtime if runtime is not None else get_default_runtime()
-        fill = to_engine_value(default_value(elem) if value is MISSING else value, elem, rt)
+        context = context_for(runtime)
+        fill = to_engine_value(default_value(elem) if value is MISSING else value, elem, context)
         ttype = TableType(elem, Limits(first, last))
-        cell = rt._store()
-        self._init(rt, cell, rt._engine.table_new(cell.handle, ttype, fill), ttype)
-
+        cell = context.store()
+        self._init(context, cell, context.engine.table_new(cell.handle, ttype, fill), ttype)
 
     @property
     def type(self) -> TableType:
@@ -90,7 +83,7 @@ class Table(StoreObject[TableType]):
     @property
     def length(self) -> int:
         """The number of entries."""
-        return self._runtime._engine.table_size(self._cell.handle, self._handle)
+        return self._context.engine.table_size(self._cell.handle, handle_of(self, TableHandle))
 
     def _index(self, index: object) -> int:
         i = enforce_range(index, "index")
@@ -101,17 +94,16 @@ class Table(StoreObject[TableType]):
     def get(self, index: object) -> object:
         """The entry at ``index``; ``RangeError`` when out of bounds."""
         i = self._index(index)
-        raw = self._runtime._engine.table_get(self._cell.handle, self._handle, i)
-        return from_engine_value(raw, self._type.element, self._runtime)
+        raw = self._context.engine.table_get(self._cell.handle, handle_of(self, TableHandle), i)
+        return from_engine_value(raw, self._type.element, self._context)
 
     def set(self, index: object, value: object = MISSING) -> None:
         """Set the entry at ``index`` (to null when ``value`` is omitted)."""
         i = self._index(index)
-        elem = self._type.element
-        engine_value = to_engine_value(
-            default_value(elem) if value is MISSING else value, elem, self._runtime
+        engine_value = self._fill(value)
+        self._context.engine.table_set(
+            self._cell.handle, handle_of(self, TableHandle), i, engine_value
         )
-        self._runtime._engine.table_set(self._cell.handle, self._handle, i, engine_value)
 
     def grow(self, delta: object, value: object = MISSING) -> int:
         """Add ``delta`` entries set to ``value`` (null when omitted); returns the old length.
@@ -121,11 +113,17 @@ class Table(StoreObject[TableType]):
             raise RangeError(
                 f"cannot grow the table past {MAX_TABLE_LENGTH} entries (the embedder limit)"
             )
-        elem = self._type.element
-        engine_value = to_engine_value(
-            default_value(elem) if value is MISSING else value, elem, self._runtime
+        engine_value = self._fill(value)
+        return self._context.engine.table_grow(
+            self._cell.handle, handle_of(self, TableHandle), n, engine_value
         )
-        return self._runtime._engine.table_grow(self._cell.handle, self._handle, n, engine_value)
+
+    def _fill(self, value: object) -> object:
+        """``value`` (null when omitted) as an engine value for this table."""
+        elem = self._type.element
+        return to_engine_value(
+            default_value(elem) if value is MISSING else value, elem, self._context
+        )
 
     def __repr__(self) -> str:
         return f"<asyncwasm.Table {self._type.element} length={self.length}>"

@@ -102,3 +102,35 @@ def crosses_boundary(t: ValType) -> bool:
 PAGE_SIZE: Final = 65536
 MAX_PAGES: Final = 65536  # 4 GiB of 32-bit memory
 MAX_TABLE_LENGTH: Final = 10_000_000  # the JS API's implementation limit on table size
+
+
+def _valtype_text(t: ValType) -> str:
+    return "funcref" if t == "anyfunc" else t
+
+
+def _limits_text(limits: Limits) -> str:
+    return f"{limits.minimum}" if limits.maximum is None else f"{limits.minimum} {limits.maximum}"
+
+
+def wasm_text(t: ExternType) -> str:
+    """``t`` in the text format's syntax, e.g. ``(memory 1 2)`` or
+    ``(func (param i32) (result i32))``: how error messages name types."""
+    if isinstance(t, FuncType):
+        parts = ["func"]
+        if t.params:
+            parts.append(f"(param {' '.join(map(_valtype_text, t.params))})")
+        if t.results:
+            parts.append(f"(result {' '.join(map(_valtype_text, t.results))})")
+        return f"({' '.join(parts)})"
+    if isinstance(t, MemoryType):
+        index = "i64 " if t.memory64 else ""
+        shared = " shared" if t.shared else ""
+        return f"(memory {index}{_limits_text(t.limits)}{shared})"
+    if isinstance(t, TableType):
+        index = "i64 " if t.table64 else ""
+        return f"(table {index}{_limits_text(t.limits)} {_valtype_text(t.element)})"
+    if isinstance(t, GlobalType):
+        vt = _valtype_text(t.value)
+        return f"(global (mut {vt}))" if t.mutable else f"(global {vt})"
+    params = f" (param {' '.join(map(_valtype_text, t.params))})" if t.params else ""
+    return f"(tag{params})"

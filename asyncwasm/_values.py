@@ -11,13 +11,12 @@ from __future__ import annotations
 import math
 import operator
 import struct
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from ._engines import Engine
+from ._context import StoreContext, StoreObject, context_of, handle_of
+from ._engines import EngineFeatures
+from ._engines._base import FuncHandle
 from ._types import NUMBER_TYPES, ValType
-
-if TYPE_CHECKING:
-    from ._runtime import Runtime
 
 _F32: Final = struct.Struct("<f")
 _V128_LIMIT: Final = 1 << 128
@@ -66,7 +65,7 @@ def _to_float(value: object, type_name: str) -> float:
         ) from None
 
 
-def to_engine_value(value: object, t: ValType, runtime: Runtime) -> object:
+def to_engine_value(value: object, t: ValType, context: StoreContext) -> object:
     """ToWebAssemblyValue: a user value for a wasm value of type ``t``.
 
     Raises ``TypeError`` for a value that does not fit the type, as JS does.
@@ -84,17 +83,20 @@ def to_engine_value(value: object, t: ValType, runtime: Runtime) -> object:
     if t == "anyfunc":
         if value is None:
             return None
-        from ._function import Function  # the function module imports this one
-
-        if isinstance(value, Function) and value._runtime is runtime:
-            return value._handle
+        # An asyncwasm.Function (the class registers as kind "function"; see _context).
+        if (
+            isinstance(value, StoreObject)
+            and value.kind == "function"
+            and context_of(value) is context
+        ):
+            return handle_of(value, FuncHandle)
         raise TypeError(
             "an anyfunc (funcref) value must be None or an exported WebAssembly function "
             f"of the same runtime, not {type(value).__name__}"
         )
     if t == "v128":
-        if not runtime.features.v128:
-            raise TypeError(f"v128 values cannot cross the boundary on {runtime.engine}")
+        if not context.features.v128:
+            raise TypeError(f"v128 values cannot cross the boundary on {context.engine_name}")
         number = _to_int(value, t)
         if not 0 <= number < _V128_LIMIT:
             raise TypeError("a v128 value must be an int in [0, 2**128)")
@@ -102,14 +104,16 @@ def to_engine_value(value: object, t: ValType, runtime: Runtime) -> object:
     raise TypeError(f"values of type {t} cannot cross the boundary between Python and wasm")
 
 
-def from_engine_value(value: object, t: ValType, runtime: Runtime) -> object:
+def from_engine_value(value: object, t: ValType, context: StoreContext) -> object:
     """ToJSValue: an engine value of type ``t`` as the user sees it."""
     if t in NUMBER_TYPES or t in ("externref", "v128"):
         return value
     if t == "anyfunc":
         if value is None:
             return None
-        return runtime._function_for_handle(value)
+        if not isinstance(value, FuncHandle):
+            raise TypeError(f"expected a function handle from the engine, got {value!r}")
+        return context.function_for_handle(value)
     raise TypeError(f"values of type {t} cannot cross the boundary between Python and wasm")
 
 
@@ -122,12 +126,12 @@ def default_value(t: ValType) -> object:
     return None
 
 
-def check_boundary_types(types: tuple[ValType, ...], engine: Engine, what: str) -> None:
+def check_boundary_types(types: tuple[ValType, ...], features: EngineFeatures, what: str) -> None:
     """Refuse a signature with types that cannot cross the boundary (``TypeError``, as JS
     does for v128 and non-JS types), before any engine sees it."""
     for t in types:
         if t in NUMBER_TYPES or t in ("externref", "anyfunc"):
             continue
-        if t == "v128" and engine.features.v128:
+        if t == "v128" and features.v128:
             continue
         raise TypeError(f"{what} has a value of type {t}, which cannot cross the boundary")

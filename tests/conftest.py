@@ -17,8 +17,10 @@ Async tests. Two plugins, one rule each:
   the event loop at all (the disk cache's file format).
 - pytest-asyncio (``@pytest.mark.asyncio``) is what our users test with, so the JS API ports in
   ``tests/jsapi`` use it, as a user's asyncio suite would; they double as the check that asyncwasm
-  works under pytest-asyncio's loop. It is used nowhere else: a new async test outside
-  ``tests/jsapi`` is an anyio test.
+  works under pytest-asyncio's loop. The one exception there is the JS Promise Integration port
+  (``test_js_promise_integration.py``): suspending wasm is backend-specific, so it is an anyio
+  test. pytest-asyncio is used nowhere else: a new async test outside ``tests/jsapi`` is an anyio
+  test.
 
 Timeouts. pytest-timeout stops any test after ``timeout`` seconds (``pyproject.toml``); tests
 marked ``slow`` or ``limits`` and the spec-suite tests (which wait for a worker running a whole

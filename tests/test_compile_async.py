@@ -14,7 +14,9 @@ from _bigmodule import many_functions
 from _wat import wat
 
 import asyncwasm
+from asyncwasm._context import context_for
 from asyncwasm._engines import get_engine
+from asyncwasm._module import parts_of
 
 pytestmark = pytest.mark.anyio
 
@@ -78,13 +80,13 @@ async def test_instantiate_bytes_gives_module_and_instance(runtime: asyncwasm.Ru
     result = await asyncwasm.instantiate(ADD, {"env": {"log": lambda x: None}})
     assert isinstance(result, asyncwasm.InstantiatedSource)
     module, instance = result
-    assert module._runtime is runtime
+    assert parts_of(module).context is context_for(runtime)
     assert instance.exports.add(40, 2) == 42
 
 
 async def test_module_level_compile_uses_default_runtime(runtime: asyncwasm.Runtime) -> None:
     module = await asyncwasm.compile(ADD)
-    assert module._runtime is runtime
+    assert parts_of(module).context is context_for(runtime)
     assert runtime.cache_info().compiles == 1
 
 
@@ -106,7 +108,7 @@ async def test_compile_never_runs_on_the_loop_thread(
     if engine.compile_in_process:
         # wasmer: compiled in a worker process; nothing compiled in this process at all.
         assert threads == []
-        assert len(rt._process_pool().pids()) == 1
+        assert len(rt._compiler.process_pool().pids()) == 1
     else:
         assert threads
         assert loop_thread not in threads
@@ -232,7 +234,9 @@ SLOW = many_functions(8000, nonce=b"slow")
 
 
 async def _started(rt: asyncwasm.Runtime, n: int = 1) -> None:
-    await _eventually(lambda: rt.cache_info().compiles == n and rt._active_work > 0, "started")
+    await _eventually(
+        lambda: rt.cache_info().compiles == n and rt._compiler.active_work > 0, "started"
+    )
 
 
 async def test_cancelling_compile_raises_promptly_and_leaks_nothing(
@@ -247,7 +251,7 @@ async def test_cancelling_compile_raises_promptly_and_leaks_nothing(
         async def cancel_when_running() -> None:
             await _started(rt)
             if rt._engine.compile_in_process:
-                pids.extend(rt._process_pool().pids())
+                pids.extend(rt._compiler.process_pool().pids())
             scope.cancel()
 
         async with anyio.create_task_group() as tg:
@@ -256,12 +260,12 @@ async def test_cancelling_compile_raises_promptly_and_leaks_nothing(
             pytest.fail("compile was not cancelled")
     assert scope.cancelled_caught
     # Cancelled while the compilation was still running (wasmtime: held; wasmer: killed).
-    assert rt._flights == {}
+    assert rt._compiler.flights == {}
     hold.set()
-    await _eventually(lambda: rt._active_work == 0, "the worker thread is done")
+    await _eventually(lambda: rt._compiler.active_work == 0, "the worker thread is done")
     if rt._engine.compile_in_process:
         assert pids
-        assert rt._process_pool().pids() == []  # killed, reaped
+        assert rt._compiler.process_pool().pids() == []  # killed, reaped
         assert not any(_pid_alive(p) for p in pids)
     assert rt.cache_info().entries == 0  # the background result was discarded
     rt.close()
@@ -275,9 +279,9 @@ async def test_fail_after_around_compile(engine: str, hold: threading.Event) -> 
     async with asyncwasm.Runtime(engine) as rt:
         with pytest.raises(TimeoutError), anyio.fail_after(0.2):
             await rt.compile(SLOW)
-        assert rt._flights == {}
+        assert rt._compiler.flights == {}
         hold.set()
-        await _eventually(lambda: rt._active_work == 0, "the worker thread is done")
+        await _eventually(lambda: rt._compiler.active_work == 0, "the worker thread is done")
         assert rt.cache_info().entries == 0
 
 
@@ -319,9 +323,9 @@ async def test_cancelling_every_waiter_abandons_the_flight(
             await _started(rt)
             await _eventually(lambda: rt.cache_info().joined == 2, "followers joined")
             tg.cancel_scope.cancel()
-        assert rt._flights == {}
+        assert rt._compiler.flights == {}
         hold.set()
-        await _eventually(lambda: rt._active_work == 0, "the worker thread is done")
+        await _eventually(lambda: rt._compiler.active_work == 0, "the worker thread is done")
         assert rt.cache_info().entries == 0
         module = await rt.compile(SLOW)  # compiles afresh
         assert rt.cache_info().compiles == 2
@@ -353,7 +357,7 @@ async def test_max_workers_bounds_concurrent_compiles(
         async def go() -> None:
             await rt.compile(many_functions(300))
             if eng.compile_in_process:
-                pids.update(rt._process_pool().pids())
+                pids.update(rt._compiler.process_pool().pids())
 
         async with anyio.create_task_group() as tg:
             for _ in range(3):
@@ -384,7 +388,7 @@ async def test_namespace_functions_work_on_the_backend(
         await asyncwasm.compile(SLOW)
     assert scope.cancelled_caught
     hold.set()
-    await _eventually(lambda: runtime._active_work == 0, "the worker thread is done")
+    await _eventually(lambda: runtime._compiler.active_work == 0, "the worker thread is done")
     assert runtime.cache_info().compiles == 2
     assert runtime.cache_info().entries == 1
     runtime.close()

@@ -20,7 +20,8 @@ import pytest
 from _wat import wat
 
 from asyncwasm._engines import Engine, UncaughtWasmException, get_engine
-from asyncwasm._engines._base import EXCEPTION_MARKER
+from asyncwasm._engines._base import FuncHandle, WasmThrowable
+from asyncwasm._engines._base import Thrown as ThrownValue
 from asyncwasm._exceptions import (
     CompileError,
     LinkError,
@@ -54,6 +55,12 @@ def _instance(
     return store, e.instance_exports(store, inst)
 
 
+def _func(value: object) -> FuncHandle:
+    """``value`` as a function handle: what the engine gives for a function must be one."""
+    assert isinstance(value, FuncHandle), value
+    return value
+
+
 # -- modules --------------------------------------------------------------------------------------
 
 ADD = '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
@@ -69,7 +76,8 @@ def test_validate_compile_serialize_roundtrip(eng: Engine) -> None:
     artifact = eng.serialize(module)
     assert isinstance(artifact, bytes)
     again = eng.deserialize(where, artifact)
-    (add,) = eng.instance_exports(store, eng.instantiate(store, again, []))
+    (export,) = eng.instance_exports(store, eng.instantiate(store, again, []))
+    add = _func(export)
     assert eng.call(store, add, ADD_T, [2, 40]) == (42,)
     assert eng.call(store, add, ADD_T, [2**31 - 1, 1]) == (-(2**31),)
 
@@ -78,8 +86,8 @@ def test_compile_artifact_loads(eng: Engine) -> None:
     artifact = type(eng).compile_artifact(wat(ADD))
     store = eng.new_store()
     module = eng.deserialize(store if eng.module_needs_store else None, artifact)
-    (add,) = eng.instance_exports(store, eng.instantiate(store, module, []))
-    assert eng.call(store, add, ADD_T, [1, 2]) == (3,)
+    (export,) = eng.instance_exports(store, eng.instantiate(store, module, []))
+    assert eng.call(store, _func(export), ADD_T, [1, 2]) == (3,)
 
 
 def test_cache_key_and_version(eng: Engine) -> None:
@@ -558,19 +566,18 @@ def test_funcref_table_and_func_key(eng: Engine) -> None:
         '(module (table (export "t") 2 funcref) (elem (i32.const 0) $f)'
         ' (func $f (export "f") (result i32) i32.const 7))',
     )
-    got = eng.table_get(store, table, 0)
-    assert got is not None
-    assert eng.func_key(got) == eng.func_key(f)
-    assert eng.func_key(eng.table_get(store, table, 0)) == eng.func_key(got)
+    got = _func(eng.table_get(store, table, 0))
+    assert eng.func_key(got) == eng.func_key(_func(f))
+    assert eng.func_key(_func(eng.table_get(store, table, 0))) == eng.func_key(got)
     assert eng.call(store, got, FuncType((), ("i32",)), []) == (7,)
     assert eng.table_get(store, table, 1) is None  # a null entry is None, not a wrapper
     eng.table_set(store, table, 1, f)
-    assert eng.func_key(eng.table_get(store, table, 1)) == eng.func_key(f)
+    assert eng.func_key(_func(eng.table_get(store, table, 1))) == eng.func_key(_func(f))
     host = eng.func_new(store, FuncType((), ("i32",)), lambda: (8,))
     eng.table_set(store, table, 1, host)
-    again = eng.table_get(store, table, 1)
+    again = _func(eng.table_get(store, table, 1))
     assert eng.func_key(again) == eng.func_key(host)
-    assert eng.func_key(again) != eng.func_key(f)
+    assert eng.func_key(again) != eng.func_key(_func(f))
     assert eng.call(store, again, FuncType((), ("i32",)), []) == (8,)
 
 
@@ -578,11 +585,11 @@ def test_func_key_same_function_fetched_twice(eng: Engine) -> None:
     store = eng.new_store()
     module = eng.compile(store if eng.module_needs_store else None, wat(ADD))
     inst = eng.instantiate(store, module, [])
-    (a,) = eng.instance_exports(store, inst)
-    (b,) = eng.instance_exports(store, inst)
+    a = _func(eng.instance_exports(store, inst)[0])
+    b = _func(eng.instance_exports(store, inst)[0])
     assert eng.func_key(a) == eng.func_key(b)
     assert hash(eng.func_key(a)) == hash(eng.func_key(b))
-    (other,) = eng.instance_exports(store, eng.instantiate(store, module, []))
+    other = _func(eng.instance_exports(store, eng.instantiate(store, module, []))[0])
     assert eng.func_key(other) != eng.func_key(a)
 
 
@@ -672,8 +679,9 @@ def test_funcref_values(eng: Engine) -> None:
         ' (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))',
         store=store,
     )
-    (out,) = eng.call(store, ident, ftype, [add])
-    assert eng.func_key(out) == eng.func_key(add)
+    (result,) = eng.call(store, ident, ftype, [add])
+    out = _func(result)
+    assert eng.func_key(out) == eng.func_key(_func(add))
     assert eng.call(store, out, ADD_T, [1, 2]) == (3,)
     assert eng.call(store, ident, ftype, [None]) == (None,)
 
@@ -712,12 +720,12 @@ def test_host_throws_wasm_exception(eng: Engine) -> None:
     store = eng.new_store()
     tag = eng.tag_new(store, TagType(("i32",)))
 
-    class Thrown(Exception):
+    class Thrown(WasmThrowable):
         pass
 
     def host(n: int) -> Sequence[Any]:
         error = Thrown(n)
-        setattr(error, EXCEPTION_MARKER, (tag, (n,)))
+        error.thrown = ThrownValue(tag, (n,), TagType(("i32",)))
         raise error
 
     f = eng.func_new(store, FuncType(("i32",), ()), host)
@@ -736,7 +744,7 @@ def test_host_throws_wasm_exception(eng: Engine) -> None:
     with pytest.raises(Thrown) as info:
         eng.call(store, plain, FuncType(("i32",), ()), [5])
     assert info.value.args == (5,)
-    assert getattr(info.value, EXCEPTION_MARKER)[1] == (5,)
+    assert info.value.thrown.payload == (5,)
 
 
 # -- wasmtime-only hazards --------------------------------------------------------------------

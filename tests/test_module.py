@@ -13,7 +13,7 @@ from malformed_modules import INVALID_ONLY_FOR_ENGINE, MALFORMED, VALID
 import asyncwasm
 from asyncwasm import CompileError, Module
 from asyncwasm._binary import decode_module
-from asyncwasm._module import _lacking_feature
+from asyncwasm._decode import lacking_feature as _lacking_feature
 from asyncwasm._types import FuncType, GlobalType, Limits, MemoryType, TableType, TagType
 
 ADD = wat(

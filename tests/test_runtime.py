@@ -59,11 +59,11 @@ def _assert_reaped(pids: list[int]) -> None:
 async def test_async_with_closes_and_stops_workers(engine: str) -> None:
     async with asyncwasm.Runtime(engine) as rt:
         module = await rt.compile(SMALL)
-        pids = rt._process_pool().pids() if rt._engine.compile_in_process else []
+        pids = rt._compiler.process_pool().pids() if rt._engine.compile_in_process else []
     assert rt.closed
     if rt._engine.compile_in_process:
         assert len(pids) == 1
-        assert rt._pools == []
+        assert rt._compiler.pools == []
         _assert_reaped(pids)
     with pytest.raises(RuntimeError, match="closed") as info:
         await rt.compile(SMALL)
@@ -129,9 +129,9 @@ def test_forgotten_runtime_stops_its_workers_when_collected(engine: str) -> None
 
     rt = asyncwasm.Runtime(engine)
     asyncio.run(rt.compile(SMALL))
-    procs = [w.proc for w in rt._pools[0]._idle] if rt._pools else []
+    procs = [w.proc for w in rt._compiler.pools[0]._idle] if rt._compiler.pools else []
     assert len(procs) == (1 if rt._engine.compile_in_process else 0)
-    finalizer = rt._finalizer
+    finalizer = rt._compiler.finalizer
     del rt
     gc.collect()
     assert not finalizer.alive
@@ -154,7 +154,7 @@ async def main():
     print(asyncwasm.Instance(module).exports.add(20, 22), flush=True)
     rt = get_default_runtime()
     if rt._engine.compile_in_process:
-        print(*rt._process_pool().pids(), flush=True)
+        print(*rt._compiler.process_pool().pids(), flush=True)
     else:
         print(flush=True)
     if {abandon!r}:

@@ -39,6 +39,8 @@ from malformed_modules import (
 import asyncwasm
 from asyncwasm import CompileError, LinkError, Module
 from asyncwasm._binary import decode_module
+from asyncwasm._context import context_for
+from asyncwasm._module import parts_of
 from asyncwasm._sources import open_stream
 from asyncwasm._streaming import _Assembler, _ingest
 
@@ -618,16 +620,16 @@ async def test_async_progress_callbacks_are_awaited(runtime: asyncwasm.Runtime) 
 async def test_the_compile_path_gets_the_digest_and_the_decoded_module(
     runtime: asyncwasm.Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from asyncwasm import _compile
+    from asyncwasm import _streaming
 
     calls: list[tuple[bytes, dict[str, Any]]] = []
-    original = _compile.compile_async
+    original = _streaming.compile_async  # type: ignore[attr-defined]  # patched where it is used
 
     async def spy(rt: asyncwasm.Runtime, wasm: bytes, **kwargs: Any) -> Module:
         calls.append((wasm, kwargs))
         return await original(rt, wasm, **kwargs)
 
-    monkeypatch.setattr(_compile, "compile_async", spy)
+    monkeypatch.setattr(_streaming, "compile_async", spy)
     check_big(await asyncwasm.compile_streaming(agen(chunked(BIG, 3000))))
     [(wasm, kwargs)] = calls
     assert type(wasm) is bytes
@@ -666,7 +668,7 @@ async def test_instantiate_streaming(runtime: asyncwasm.Runtime) -> None:
 async def test_runtime_methods(engine: str) -> None:
     rt = asyncwasm.Runtime(engine=engine)
     module = await rt.compile_streaming(agen(chunked(ADD, 16)), max_bytes=1000)
-    assert module._runtime is rt
+    assert parts_of(module).context is context_for(rt)
     _, instance = await rt.instantiate_streaming(agen([ADD]))
     assert instance.exports.add(20, 22) == 42
 

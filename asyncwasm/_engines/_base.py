@@ -8,8 +8,8 @@ A ``BaseException`` from an engine (wasmer's ``PanicException``) never escapes e
 
 Handles
     Engine objects (modules, instances, functions, memories, tables, globals, tags) are passed
-    around as opaque handles: whatever the engine module returns, the public layer only hands it
-    back. The public layer never asks the engine for the *type* of a handle: types come from
+    around as opaque handles, instances of the marker classes below (``FuncHandle``, ...) that
+    each engine's own handle classes subclass: the public layer only hands them back. The public layer never asks the engine for the *type* of a handle: types come from
     asyncwasm's own binary decoder or from the type the object was created with, because on
     wasmtime merely reading some types (v128, exnref, GC refs) aborts the process.
 
@@ -35,25 +35,69 @@ Threads
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Hashable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, TypeAlias
+from typing import ClassVar, TypeAlias
 
+from .._exceptions import NotSupportedError
 from .._types import FuncType, GlobalType, MemoryType, TableType, TagType
 
-# Opaque engine objects. They are ``Any`` on purpose: only the engine module that made one
-# looks inside it.
-StoreHandle: TypeAlias = Any
-ModuleHandle: TypeAlias = Any
-InstanceHandle: TypeAlias = Any
-FuncHandle: TypeAlias = Any
-MemoryHandle: TypeAlias = Any
-TableHandle: TypeAlias = Any
-GlobalHandle: TypeAlias = Any
-TagHandle: TypeAlias = Any
-ExternHandle: TypeAlias = Any
+
+class Handle:
+    """Base of every engine handle: an engine object only the engine module that made it looks
+    inside. Each engine's handle classes subclass the marker for their kind below, so that the
+    public layer is typed (a memory handle can't be passed where a function handle goes)."""
+
+    __slots__ = ()
+
+
+class StoreHandle(Handle):
+    __slots__ = ()
+
+
+class ModuleHandle(Handle):
+    __slots__ = ()
+
+
+class InstanceHandle(Handle):
+    __slots__ = ()
+
+
+class ExternHandle(Handle):
+    """What an instance exports and imports: a function, memory, table, global or tag."""
+
+    __slots__ = ()
+
+
+class FuncHandle(ExternHandle):
+    __slots__ = ()
+
+
+class MemoryHandle(ExternHandle):
+    __slots__ = ()
+
+
+class TableHandle(ExternHandle):
+    __slots__ = ()
+
+
+class GlobalHandle(ExternHandle):
+    __slots__ = ()
+
+
+class TagHandle(ExternHandle):
+    __slots__ = ()
+
 
 EngineValue: TypeAlias = object
+SuspendingStart: TypeAlias = Callable[
+    ..., "Sequence[EngineValue] | Awaitable[Sequence[EngineValue]]"
+]
+"""A suspending host function as the engine sees it (JSPI): called with engine values on the
+event-loop thread; returns the results at once (a sequence of engine values: no suspension), or
+an awaitable resolving to them, which the engine's promising-call driver awaits while the wasm
+computation is suspended."""
 HostCallable: TypeAlias = Callable[..., Sequence[EngineValue]]
 """A host function as the engine sees it: called with engine values (one per parameter),
 returns a sequence of engine values (one per result). Whatever it raises must come out of the
@@ -79,6 +123,11 @@ class EngineFeatures:
     memory64: bool
     tail_calls: bool
     multi_value: bool
+    jspi: bool = False
+    """wasm can be suspended at a ``Suspending`` import inside a promising call (JSPI)."""
+    preemption: bool = False
+    """Running wasm can be interrupted: a long promising call yields to the event loop
+    regularly, and cancelling it stops the wasm within milliseconds."""
 
     def as_dict(self) -> dict[str, bool]:
         return asdict(self)
@@ -95,11 +144,36 @@ class UncaughtWasmException(Exception):
     payload: tuple[EngineValue, ...]
 
 
-EXCEPTION_MARKER = "_asyncwasm_exception_"
-"""A Python exception raised by a host function that has this attribute, a
-``(tag_handle, payload_values, tag_type_or_None)`` triple, is thrown into wasm as a wasm exception (catchable by
-``try_table``/``catch``); the engine must also let it out of the outer call as the same object
-when wasm does not catch it."""
+@dataclass(frozen=True, slots=True)
+class Thrown:
+    """A wasm exception as a host function throws it: its tag, payload (engine values) and the
+    tag's type (the engine can't read an exported tag's type safely, so it travels along;
+    ``None`` for a tag wasm never exported to us)."""
+
+    tag: TagHandle
+    payload: tuple[EngineValue, ...]
+    type: TagType | None
+
+
+class WasmThrowable(Exception):
+    """A Python exception that a host function raises to throw a wasm exception (``thrown``):
+    the engine throws it into wasm (catchable by ``try_table``/``catch``) and, when wasm does
+    not catch it, lets it out of the outer call as the very same object. ``asyncwasm.Exception``
+    is one."""
+
+    thrown: Thrown
+
+
+def close_awaitable(awaitable: object) -> None:
+    """Dispose of an awaitable that will never be awaited, without a "never awaited" warning:
+    close a coroutine, cancel a future, close anything else that has ``close``."""
+    for method in ("close", "cancel"):
+        fn = getattr(awaitable, method, None)
+        if callable(fn):
+            # Disposing must not hide the error being reported.
+            with contextlib.suppress(Exception):
+                fn()
+            return
 
 
 class Engine(abc.ABC):
@@ -111,6 +185,11 @@ class Engine(abc.ABC):
     compile_in_process: ClassVar[bool]
     """True when compiling holds the GIL (wasmer): the async runtime then compiles in a worker
     *process* with ``compile_artifact`` and loads the result with ``deserialize``."""
+    isolate_suspending_instances: ClassVar[bool] = False
+    """True when one suspended promising call blocks its whole store (wasmtime: one call future
+    per store): an instance with ``Suspending`` imports that imports no store objects then gets a
+    store of its own, so that suspended calls on different instances never wait for each
+    other."""
 
     @property
     @abc.abstractmethod
@@ -200,6 +279,12 @@ class Engine(abc.ABC):
         types aborts wasmtime). Overridden where the engine can."""
         return None
 
+    def note_declared_types(self, store: StoreHandle, types: Sequence[object]) -> None:
+        """Called before a module whose type section declares ``types`` (decoded by asyncwasm)
+        is instantiated in ``store``, so that an engine can keep ``func_type`` safe (wasmtime).
+        """
+        return None
+
     # -- memories ----------------------------------------------------------------------------
     @abc.abstractmethod
     def memory_new(self, store: StoreHandle, type: MemoryType) -> MemoryHandle: ...
@@ -261,3 +346,35 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def tag_key(self, tag: TagHandle) -> Hashable:
         """Equal for every handle of the same tag."""
+
+    # -- JSPI (see asyncwasm/_jspi.py) ---------------------------------------------------------
+    def func_new_suspending(
+        self, store: StoreHandle, type: FuncType, start: SuspendingStart
+    ) -> FuncHandle:
+        """A host function of ``type`` that may suspend the wasm computation (JSPI ``Suspending``).
+
+        When wasm calls it inside a promising call (``call_promising``) with no other host frame
+        in between, the engine calls ``start`` with engine values, on the event-loop thread and
+        never on a small side stack; if ``start`` returns an awaitable, the promising call's
+        driver awaits it while the wasm stays suspended, and its value (a sequence of engine
+        values) becomes the import's results. An exception from ``start`` or the awaitable
+        propagates as from any host function. Reached anywhere else (a plain ``call``, or a plain
+        host function between it and the promising call), it raises ``SuspendError`` without
+        calling ``start``. Engines without JSPI raise ``NotSupportedError``.
+        """
+        raise NotSupportedError(self.name, "JSPI (Suspending imports)")
+
+    async def call_promising(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType, args: Sequence[EngineValue]
+    ) -> tuple[EngineValue, ...]:
+        """Call ``func`` as a promising call: like ``call``, but suspending host functions
+        reached by it may suspend it (see ``func_new_suspending``), and, where
+        ``features.preemption``, running wasm yields to the event loop regularly.
+
+        Cancelling the awaiting task stops the wasm at its pending import or next yield; the
+        backend's cancellation exception propagates and the store stays usable. While the call is
+        suspended, plain calls into the same store (e.g. the awaited coroutine calling the
+        module's ``malloc``) work; several promising calls may be suspended at once, at least on
+        different stores (an engine may run those on one store one after the other).
+        """
+        raise NotSupportedError(self.name, "JSPI (promising calls)")

@@ -61,7 +61,7 @@ import platform
 import threading
 from collections.abc import Hashable, Sequence
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import wasmer
 import wasmer_compiler_cranelift
@@ -72,17 +72,28 @@ from .._exceptions import (
     NotSupportedError,
     RangeError,
     RuntimeError,
-    WebAssemblyError,
+    TrapKind,
     shorten,
 )
 from .._types import FuncType, GlobalType, MemoryType, TableType, TagType
+from . import _wasmer_async as _async
 from ._base import (
     Engine,
     EngineFeatures,
     EngineValue,
     ExternHandle,
+    FuncHandle,
+    GlobalHandle,
     HostCallable,
+    InstanceHandle,
+    MemoryHandle,
+    ModuleHandle,
+    StoreHandle,
+    SuspendingStart,
+    TableHandle,
+    TagHandle,
 )
+from ._errors import ErrorMap, mapped
 
 __all__ = ["WasmerEngine", "create_engine"]
 
@@ -110,7 +121,7 @@ _VALUE_CTORS: Final = {
 _REF_TYPE_CODES: Final = frozenset({int(wasmer.Type.EXTERN_REF), int(wasmer.Type.FUNC_REF)})
 
 # Trap kinds by message fragment, checked in order against the first line of a wasmer trap.
-_TRAP_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
+_TRAP_PATTERNS: Final[tuple[tuple[str, TrapKind], ...]] = (
     ("call stack exhausted", "stack_overflow"),
     ("stack overflow", "stack_overflow"),
     ("out of bounds table access", "out_of_bounds_table_access"),
@@ -136,7 +147,7 @@ def _first_line(message: str) -> str:
     return message[:end] if end >= 0 else message[:4096]
 
 
-def trap_kind(message: str) -> str:
+def trap_kind(message: str) -> TrapKind:
     """The asyncwasm trap kind of a wasmer trap message (``"unknown"`` if unrecognised)."""
     head = _first_line(message).lower()
     for fragment, kind in _TRAP_PATTERNS:
@@ -169,12 +180,15 @@ class _Guard:
     """Context manager around every call into wasmer: no wasmer exception type escapes.
 
     ``where`` says what was being done, which decides the asyncwasm class of a plain failure.
+    The mapping itself is the engines' shared one (``_errors.mapped``); what is wasmer's own is
+    letting a host function's exception through and recognising panics.
     """
 
-    __slots__ = ("where",)
+    __slots__ = ("mapping", "where")
 
     def __init__(self, where: _Where) -> None:
         self.where: _Where = where
+        self.mapping: ErrorMap = {BaseException: self.translate}
 
     def __enter__(self) -> None:
         return None
@@ -197,20 +211,22 @@ class _Guard:
             _host.exc = None
             if exc is host_exc:
                 return  # a host function's own exception: the very same object
+        translated = mapped(exc, self.mapping)
+        if translated is not None:
+            raise translated from exc
+
+    def translate(self, exc: BaseException) -> BaseException | None:
         if _is_panic(exc):
             text = str(exc)
             if "unsendable" in text or "another thread" in text:
-                raise NotSupportedError(ENGINE_NAME, _THREAD_CAPABILITY) from exc
-            raise NotSupportedError(
+                return NotSupportedError(ENGINE_NAME, _THREAD_CAPABILITY)
+            return NotSupportedError(
                 ENGINE_NAME, f"this operation (wasmer panicked: {shorten(text, 300)})"
-            ) from exc
+            )
         if not isinstance(exc, Exception):
-            return  # KeyboardInterrupt, SystemExit, GeneratorExit, cancellation
-        if isinstance(exc, (WebAssemblyError, RangeError, builtins.TypeError)):
-            return  # ours, or Python's TypeError (== JS TypeError)
-        raise self.translate(exc) from exc
-
-    def translate(self, exc: Exception) -> Exception:
+            return None  # KeyboardInterrupt, SystemExit, GeneratorExit, cancellation
+        if isinstance(exc, builtins.TypeError):
+            return None  # Python's TypeError (== JS TypeError)
         message = str(exc)
         where = self.where
         if isinstance(exc, OverflowError):
@@ -266,7 +282,7 @@ class _Affine:
             raise NotSupportedError(ENGINE_NAME, _THREAD_CAPABILITY)
 
 
-class WasmerStore:
+class WasmerStore(StoreHandle):
     """A ``wasmer.Store`` (Universal engine, Cranelift). Stores may cross threads."""
 
     __slots__ = ("__weakref__", "inner")
@@ -275,7 +291,7 @@ class WasmerStore:
         self.inner = _new_wasmer_store()
 
 
-class WasmerModule(_Affine):
+class WasmerModule(_Affine, ModuleHandle):
     __slots__ = ("export_names", "import_names", "store")
 
     def __init__(self, inner: Any, store: WasmerStore) -> None:
@@ -288,7 +304,7 @@ class WasmerModule(_Affine):
             self.export_names: tuple[str, ...] = tuple(exp.name for exp in inner.exports)
 
 
-class WasmerInstance(_Affine):
+class WasmerInstance(_Affine, InstanceHandle):
     """An instance; keeps its store, module and every import handle alive (see module doc)."""
 
     __slots__ = ("_exports", "imports", "module", "store")
@@ -303,56 +319,55 @@ class WasmerInstance(_Affine):
         self._exports: list[Any] | None = None
 
 
-class WasmerFunc(_Affine):
-    """A function. ``owner``: the instance handle (for exports) keeping the imports alive;
-    ``type``: the type it was created with (host functions), else ``None``."""
+class _Extern(_Affine):
+    """An extern. ``owner``: the instance handle (for exports) keeping the imports alive."""
 
-    __slots__ = ("owner", "store", "type")
+    __slots__ = ("owner", "store")
+
+    def __init__(self, inner: Any, store: WasmerStore, owner: WasmerInstance | None) -> None:
+        super().__init__(inner)
+        self.store = store
+        self.owner = owner
+
+
+class WasmerFunc(_Extern, FuncHandle):
+    """A function; ``type``: the type it was created with (host functions), else ``None``."""
+
+    __slots__ = ("type",)
 
     def __init__(
         self, inner: Any, store: WasmerStore, owner: WasmerInstance | None, type: FuncType | None
     ) -> None:
-        super().__init__(inner)
-        self.store = store
-        self.owner = owner
+        super().__init__(inner, store, owner)
         self.type = type
 
 
-class WasmerMemory(_Affine):
-    __slots__ = ("owner", "store")
-
-    def __init__(self, inner: Any, store: WasmerStore, owner: WasmerInstance | None) -> None:
-        super().__init__(inner)
-        self.store = store
-        self.owner = owner
+class WasmerMemory(_Extern, MemoryHandle):
+    __slots__ = ()
 
 
-class WasmerGlobal(_Affine):
-    __slots__ = ("owner", "store", "value_type")
+class WasmerGlobal(_Extern, GlobalHandle):
+    __slots__ = ("value_type",)
 
     def __init__(
         self, inner: Any, store: WasmerStore, owner: WasmerInstance | None, value_type: str | None
     ) -> None:
-        super().__init__(inner)
-        self.store = store
-        self.owner = owner
+        super().__init__(inner, store, owner)
         self.value_type = value_type
 
 
-class WasmerTable(_Affine):
-    __slots__ = ("owner", "store")
-
-    def __init__(self, inner: Any, store: WasmerStore, owner: WasmerInstance | None) -> None:
-        super().__init__(inner)
-        self.store = store
-        self.owner = owner
+class WasmerTable(_Extern, TableHandle):
+    __slots__ = ()
 
 
 def _new_wasmer_store() -> Any:
     return wasmer.Store(wasmer.engine.Universal(wasmer_compiler_cranelift.Compiler))
 
 
-def _affine(handle: Any, cls: type[_Affine], what: str) -> Any:
+_A = TypeVar("_A", bound=_Affine)
+
+
+def _affine(handle: object, cls: type[_A], what: str) -> _A:
     """Check ``handle`` is one of ours of class ``cls`` and usable on this thread."""
     if not isinstance(handle, cls):
         raise builtins.TypeError(f"expected a wasmer {what} handle, got {type(handle).__name__}")
@@ -473,6 +488,8 @@ class WasmerEngine(Engine):
             v128=True,
             exceptions=False,
             fuel=False,
+            jspi=True,
+            preemption=False,
             shared_memory=False,
             memory64=False,
             tail_calls=False,
@@ -517,7 +534,7 @@ class WasmerEngine(Engine):
             return str(exc)
         return None  # pragma: no cover - validate() and compile disagree
 
-    def compile(self, store: WasmerStore | None, wasm: bytes) -> WasmerModule:
+    def compile(self, store: StoreHandle | None, wasm: bytes) -> WasmerModule:
         store = _store(store)
         wasm = bytes(wasm)
         if _has_tags(wasm):
@@ -526,12 +543,12 @@ class WasmerEngine(Engine):
             inner = wasmer.Module(store.inner, wasm)
         return WasmerModule(inner, store)
 
-    def serialize(self, module: WasmerModule) -> bytes:
+    def serialize(self, module: ModuleHandle) -> bytes:
         module = _affine(module, WasmerModule, "module")
         with _G_OTHER:
             return bytes(module.inner.serialize())
 
-    def deserialize(self, store: WasmerStore | None, artifact: bytes) -> WasmerModule:
+    def deserialize(self, store: StoreHandle | None, artifact: bytes) -> WasmerModule:
         store = _store(store)
         with _G_DESERIALIZE:
             inner = wasmer.Module.deserialize(store.inner, bytes(artifact))
@@ -553,7 +570,7 @@ class WasmerEngine(Engine):
         return WasmerStore()
 
     def instantiate(
-        self, store: WasmerStore, module: WasmerModule, imports: Sequence[ExternHandle]
+        self, store: StoreHandle, module: ModuleHandle, imports: Sequence[ExternHandle]
     ) -> WasmerInstance:
         store = _store(store)
         module = _affine(module, WasmerModule, "module")
@@ -585,7 +602,7 @@ class WasmerEngine(Engine):
             inner = wasmer.Instance(module.inner, import_object)
         return WasmerInstance(inner, store, module, imports)
 
-    def instance_exports(self, store: WasmerStore, instance: WasmerInstance) -> list[ExternHandle]:
+    def instance_exports(self, store: StoreHandle, instance: InstanceHandle) -> list[ExternHandle]:
         instance = _affine(instance, WasmerInstance, "instance")
         if instance._exports is None:
             store = instance.store
@@ -612,7 +629,22 @@ class WasmerEngine(Engine):
         return list(instance._exports)
 
     # -- functions -------------------------------------------------------------------------
-    def func_new(self, store: WasmerStore, type: FuncType, fn: HostCallable) -> WasmerFunc:
+    def func_new(self, store: StoreHandle, type: FuncType, fn: HostCallable) -> WasmerFunc:
+        return self._func_new(store, type, _async.plain_host(fn))
+
+    # -- JSPI (_wasmer_async: greenlets) ---------------------------------------------------
+    def func_new_suspending(
+        self, store: StoreHandle, type: FuncType, start: SuspendingStart
+    ) -> WasmerFunc:
+        return self._func_new(store, type, _async.suspending_host(start))
+
+    async def call_promising(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType, args: Sequence[EngineValue]
+    ) -> tuple[EngineValue, ...]:
+        wfunc = _affine(func, WasmerFunc, "function")
+        return await _async.call_promising(lambda: self.call(store, wfunc, type, args))
+
+    def _func_new(self, store: StoreHandle, type: FuncType, fn: HostCallable) -> WasmerFunc:
         store = _store(store)
         _check_value_types(type.params)
         _check_value_types(type.results)
@@ -647,8 +679,8 @@ class WasmerEngine(Engine):
 
     def call(
         self,
-        store: WasmerStore,
-        func: WasmerFunc,
+        store: StoreHandle,
+        func: FuncHandle,
         type: FuncType,
         args: Sequence[EngineValue],
     ) -> tuple[EngineValue, ...]:
@@ -671,13 +703,13 @@ class WasmerEngine(Engine):
             return (out,)
         return tuple(out)
 
-    def func_key(self, func: WasmerFunc) -> Hashable:
+    def func_key(self, func: FuncHandle) -> Hashable:
         # Handles are made once per host function and once per instance export (cached), so
         # the handle itself (identity hash) is the key.
         return func
 
     # -- memories --------------------------------------------------------------------------
-    def memory_new(self, store: WasmerStore, type: MemoryType) -> WasmerMemory:
+    def memory_new(self, store: StoreHandle, type: MemoryType) -> WasmerMemory:
         store = _store(store)
         if type.shared:
             raise NotSupportedError(ENGINE_NAME, "shared memories (no threads proposal)")
@@ -691,19 +723,19 @@ class WasmerEngine(Engine):
             inner = wasmer.Memory(store.inner, mtype)
         return WasmerMemory(inner, store, None)
 
-    def memory_pages(self, store: WasmerStore, memory: WasmerMemory) -> int:
+    def memory_pages(self, store: StoreHandle, memory: MemoryHandle) -> int:
         memory = _affine(memory, WasmerMemory, "memory")
         with _G_MEMORY:
             return int(memory.inner.size)
 
-    def memory_grow(self, store: WasmerStore, memory: WasmerMemory, delta: int) -> int:
+    def memory_grow(self, store: StoreHandle, memory: MemoryHandle, delta: int) -> int:
         memory = _affine(memory, WasmerMemory, "memory")
         if delta < 0:
             raise RangeError(f"cannot grow a memory by a negative number of pages ({delta})")
         with _G_MEMORY:
             return int(memory.inner.grow(delta))
 
-    def memory_view(self, store: WasmerStore, memory: WasmerMemory) -> memoryview:
+    def memory_view(self, store: StoreHandle, memory: MemoryHandle) -> memoryview:
         memory = _affine(memory, WasmerMemory, "memory")
         with _G_MEMORY:
             exporter = memoryview(memory.inner.buffer)
@@ -721,32 +753,32 @@ class WasmerEngine(Engine):
         return memoryview(array).cast("B")
 
     # -- tables ----------------------------------------------------------------------------
-    def table_new(self, store: WasmerStore, type: TableType, init: EngineValue) -> WasmerTable:
+    def table_new(self, store: StoreHandle, type: TableType, init: EngineValue) -> WasmerTable:
         raise NotSupportedError(
             ENGINE_NAME,
             "creating tables from Python (wasmer 1.1 fails with 'val is not reference')",
         )
 
-    def table_size(self, store: WasmerStore, table: WasmerTable) -> int:
+    def table_size(self, store: StoreHandle, table: TableHandle) -> int:
         table = _affine(table, WasmerTable, "table")
         with _G_TABLE:
             return int(table.inner.size)
 
-    def table_get(self, store: WasmerStore, table: WasmerTable, index: int) -> EngineValue:
+    def table_get(self, store: StoreHandle, table: TableHandle, index: int) -> EngineValue:
         raise NotSupportedError(ENGINE_NAME, "reading table elements from Python")
 
     def table_set(
-        self, store: WasmerStore, table: WasmerTable, index: int, value: EngineValue
+        self, store: StoreHandle, table: TableHandle, index: int, value: EngineValue
     ) -> None:
         raise NotSupportedError(ENGINE_NAME, "writing table elements from Python")
 
     def table_grow(
-        self, store: WasmerStore, table: WasmerTable, delta: int, init: EngineValue
+        self, store: StoreHandle, table: TableHandle, delta: int, init: EngineValue
     ) -> int:
         raise NotSupportedError(ENGINE_NAME, "growing tables from Python")
 
     # -- globals ---------------------------------------------------------------------------
-    def global_new(self, store: WasmerStore, type: GlobalType, value: EngineValue) -> WasmerGlobal:
+    def global_new(self, store: StoreHandle, type: GlobalType, value: EngineValue) -> WasmerGlobal:
         store = _store(store)
         if type.value not in _VALUE_CTORS:
             _check_value_types((type.value,))
@@ -765,14 +797,14 @@ class WasmerEngine(Engine):
             glob.value_type = next(k for k, v in _VALTYPES.items() if int(v) == code)
         return glob.value_type
 
-    def global_get(self, store: WasmerStore, glob: WasmerGlobal) -> EngineValue:
+    def global_get(self, store: StoreHandle, glob: GlobalHandle) -> EngineValue:
         glob = _affine(glob, WasmerGlobal, "global")
         self._global_value_type(glob)
         with _G_GLOBAL:
             value: EngineValue = glob.inner.value
         return value
 
-    def global_set(self, store: WasmerStore, glob: WasmerGlobal, value: EngineValue) -> None:
+    def global_set(self, store: StoreHandle, glob: GlobalHandle, value: EngineValue) -> None:
         glob = _affine(glob, WasmerGlobal, "global")
         self._global_value_type(glob)
         with _G_GLOBAL:
@@ -781,10 +813,10 @@ class WasmerEngine(Engine):
             glob.inner.value = value
 
     # -- tags ------------------------------------------------------------------------------
-    def tag_new(self, store: WasmerStore, type: TagType) -> Any:
+    def tag_new(self, store: StoreHandle, type: TagType) -> TagHandle:
         raise NotSupportedError(ENGINE_NAME, "tags and exception handling")
 
-    def tag_key(self, tag: Any) -> Hashable:
+    def tag_key(self, tag: TagHandle) -> Hashable:
         raise NotSupportedError(ENGINE_NAME, "tags and exception handling")
 
 

@@ -43,13 +43,24 @@ from .._types import (
     TagType,
 )
 from ._base import (
-    EXCEPTION_MARKER,
     Engine,
     EngineFeatures,
     EngineValue,
+    FuncHandle,
+    GlobalHandle,
     HostCallable,
+    InstanceHandle,
+    MemoryHandle,
+    ModuleHandle,
+    StoreHandle,
+    SuspendingStart,
+    TableHandle,
+    TagHandle,
+    Thrown,
     UncaughtWasmException,
+    WasmThrowable,
 )
+from ._errors import ErrorMap, map_exceptions, message_as
 
 __all__ = ["WasmtimeEngine", "create_engine"]
 
@@ -73,7 +84,7 @@ _E_MEMORY: Final = 3
 _E_SHAREDMEMORY: Final = 4
 _E_TAG: Final = 5
 
-_TRAP_KINDS: Final = {
+_TRAP_KINDS: Final[dict[str, exc.TrapKind]] = {
     "UNREACHABLE": "unreachable",
     "INTEGER_DIVISION_BY_ZERO": "integer_divide_by_zero",
     "INTEGER_OVERFLOW": "integer_overflow",
@@ -107,12 +118,12 @@ _CONFIG: Final[dict[str, bool]] = {
     "wasm_gc": True,
     "gc_support": True,
     "parallel_compilation": True,
-    # Fuel instruments every loop and call (slower code) and makes every store start empty;
-    # asyncwasm has no public API to budget fuel, so it stays off.
-    "consume_fuel": False,
+    # Fuel instruments every loop and call (measured: a tight loop 2.2-2.5x slower, a call ~10%;
+    # epoch interruption was slower still on that loop). JSPI needs it: promising calls
+    # yield to the event loop every FUEL_SLICE units (_wasmtime_async), which needs no second
+    # thread. Every store starts with a full tank, so fuel limits nothing by itself.
+    "consume_fuel": True,
 }
-
-_MARKER_ATTR: Final = EXCEPTION_MARKER
 
 
 def _wasmer_may_load() -> bool:
@@ -136,13 +147,16 @@ def _make_config() -> wasmtime.Config:
     for key, value in _CONFIG.items():
         setattr(config, key, value)
     ffi.wasmtime_config_signals_based_traps_set(config.ptr(), _SIGNALS_BASED_TRAPS)
+    # JSPI: host functions run on an async call's fiber; give Python a main thread's worth of
+    # stack there (see _wasmtime_async: a fiber stack overflow aborts the process).
+    ffi.wasmtime_config_async_stack_size_set(config.ptr(), _async.ASYNC_STACK_SIZE)
     return config
 
 
 # -- exception mapping ----------------------------------------------------------------------------
 
 
-def _trap_kind(trap: wasmtime.Trap) -> str:
+def _trap_kind(trap: wasmtime.Trap) -> exc.TrapKind:
     try:
         code = trap.trap_code
     except Exception:  # an unknown code value (newer library): don't fail the mapping
@@ -152,44 +166,42 @@ def _trap_kind(trap: wasmtime.Trap) -> str:
     return _TRAP_KINDS.get(code.name, "unknown")
 
 
-def _runtime_error(trap: wasmtime.Trap) -> exc.RuntimeError:
+_BACKTRACE_HEAD: Final = "error while executing at wasm backtrace:"
+_CAUSE_HEAD: Final = "\n\nCaused by:\n"
+
+
+def reason_first(message: str) -> str:
+    """A trap message with its reason first: wasmtime writes "error while executing at wasm
+    backtrace: <frames> Caused by: <reason>"; we write "<reason>", then the backtrace."""
+    if not message.startswith(_BACKTRACE_HEAD):
+        return message
+    frames, sep, reason = message.rpartition(_CAUSE_HEAD)
+    if not sep:
+        return message
+    reason = " ".join(line.strip() for line in reason.strip().splitlines())
+    backtrace = frames[len(_BACKTRACE_HEAD) :].strip("\n")
+    return f"{reason}\nwasm backtrace:\n{backtrace}" if backtrace else reason
+
+
+def _runtime_error(trap: BaseException) -> exc.RuntimeError:
+    assert isinstance(trap, wasmtime.Trap)
     try:
         message = trap.message
     except Exception:
         message = "wasm trap"
-    error = exc.RuntimeError(exc.shorten(message), trap=_trap_kind(trap))
-    error.__cause__ = trap
-    return error
+    return exc.RuntimeError(reason_first(message), trap=_trap_kind(trap))
 
 
-@contextlib.contextmanager
-def _map_exceptions(
-    mapping: dict[type[BaseException], Callable[[str], BaseException]],
-) -> Iterator[None]:
-    """Translate wasmtime's exceptions raised in the block (httpcore's ``map_exceptions`` idea).
-
-    ``Trap`` always becomes ``asyncwasm.RuntimeError`` with its kind; other types by ``mapping``.
-    """
-    try:
-        yield
-    except wasmtime.Trap as trap:
-        raise _runtime_error(trap) from trap
-    except Exception as error:
-        for from_type, make in mapping.items():
-            if isinstance(error, from_type):
-                raise make(exc.shorten(str(error))) from error
-        raise
+def _errors_as(cls: type[BaseException]) -> ErrorMap:
+    """``Trap`` as ``asyncwasm.RuntimeError`` with its kind, any other wasmtime error as
+    ``cls`` (for ``map_exceptions``)."""
+    return {wasmtime.Trap: _runtime_error, wasmtime.WasmtimeError: message_as(cls)}
 
 
-_COMPILE_ERRORS: Final[dict[type[BaseException], Callable[[str], BaseException]]] = {
-    wasmtime.WasmtimeError: exc.CompileError
-}
-_RANGE_ERRORS: Final[dict[type[BaseException], Callable[[str], BaseException]]] = {
-    wasmtime.WasmtimeError: exc.RangeError
-}
-_LINK_ERRORS: Final[dict[type[BaseException], Callable[[str], BaseException]]] = {
-    wasmtime.WasmtimeError: exc.LinkError
-}
+_COMPILE_ERRORS: Final = _errors_as(exc.CompileError)
+_RANGE_ERRORS: Final = _errors_as(exc.RangeError)
+_LINK_ERRORS: Final = _errors_as(exc.LinkError)
+_TYPE_ERRORS: Final = _errors_as(TypeError)
 
 
 def _check_error(err: Any) -> None:
@@ -206,8 +218,8 @@ class _ThreadState(threading.local):
         # A Python exception raised by a host function, waiting for the wasm call on this thread
         # that led to it to return.
         self.pending: BaseException | None = None
-        # Exceptions thrown into wasm through EXCEPTION_MARKER: (tag key, payload, the object).
-        # Each entry: (store, the exnref's raw GC id, the exnref kept rooted, the object).
+        # WasmThrowable exceptions thrown into wasm by host functions. Each entry: (store, the
+        # exnref's raw GC id, the exnref kept rooted, the Python exception).
         self.thrown: list[tuple[_Store, int, Any, BaseException]] = []
         self.depth = 0
 
@@ -222,7 +234,7 @@ _HOST_OWNERS: dict[int, weakref.ref[_Store]] = {}  # host func env id -> its sto
 _EXTERN_OWNERS: dict[int, weakref.ref[_Store]] = {}  # externref data id -> its store
 
 
-class _Store:
+class _Store(StoreHandle):
     """A ``wasmtime.Store`` with the lock that serialises its use across threads.
 
     It also owns the Python side of what lives in the store (host callables and externref
@@ -230,7 +242,11 @@ class _Store:
     """
 
     def __init__(self, engine: wasmtime.Engine) -> None:
-        self.store = wasmtime.Store(engine)
+        # JSPI (_wasmtime_async): never deleted while a call future of it is alive; ``aio`` is
+        # its async state once it became an async store.
+        self.engine = engine
+        self.store = _async.GuardedStore(engine)
+        self.aio: Any = None
         # The JS API's embedder limit on a table's length (asyncwasm#3): wasm's table.grow past
         # it gives -1, as in browsers. Using the limiter at all also caps instances, tables and
         # memories per store (wasmtime's default: 10,000 each), so those are lifted explicitly.
@@ -238,33 +254,46 @@ class _Store:
             table_elements=MAX_TABLE_LENGTH, instances=1 << 40, tables=1 << 40, memories=1 << 40
         )
         self.ctx: Any = self.store._context()
+        _check_error(ffi.wasmtime_context_set_fuel(self.ctx, _async.FULL_TANK))
         # RLock: wasm -> host -> wasm re-entry happens on the same thread.
         self.lock = threading.RLock()
         self.host: dict[int, tuple[HostCallable, FuncType]] = {}
         self.externs: dict[int, object] = {}
+        # Set once a module declaring a type other than a plain function type (numbers,
+        # externref, funcref) is instantiated here: then a function of unknown type may have
+        # v128 or GC types, and asking wasmtime for such a type aborts the process, so
+        # ``func_type`` never asks it (see ``WasmtimeEngine.note_declared_types``).
+        self.opaque = False
 
     def __repr__(self) -> str:
         return f"<asyncwasm wasmtime store at {id(self):#x}>"
 
 
 class _Handle:
-    __slots__ = ("store",)
-    kind: ClassVar[int]
-    store: _Store
+    """An extern of a store: the store wrapper and a copy of wasmtime's value struct."""
 
-    def extern(self) -> Any:
-        raise NotImplementedError
-
-
-class _Func(_Handle):
-    __slots__ = ("raw",)
+    __slots__ = ("raw", "store")
+    raw_type: ClassVar[Any]
+    """The ctypes struct of ``raw`` (``wasmtime_func_t``...)."""
+    extern_kind: ClassVar[int]
+    union_field: ClassVar[str]
+    """The ``wasmtime_extern_union`` field that holds ``raw``."""
 
     def __init__(self, store: _Store, raw: Any) -> None:
         self.store = store
-        self.raw = ffi.wasmtime_func_t.from_buffer_copy(raw)
+        self.raw = self.raw_type.from_buffer_copy(raw)
 
     def extern(self) -> Any:
-        return ffi.wasmtime_extern_t(_E_FUNC, ffi.wasmtime_extern_union(func=self.raw))
+        """A ``wasmtime_extern_t`` for this handle (to pass as an import)."""
+        union = ffi.wasmtime_extern_union(**{self.union_field: self.raw})
+        return ffi.wasmtime_extern_t(self.extern_kind, union)
+
+
+class _Func(_Handle, FuncHandle):
+    __slots__ = ()
+    raw_type = ffi.wasmtime_func_t
+    extern_kind = _E_FUNC
+    union_field = "func"
 
     def key(self) -> Hashable:
         return ("func", self.raw.store_id, getattr(self.raw, "__private"))
@@ -273,30 +302,28 @@ class _Func(_Handle):
         return f"<wasmtime func {self.key()!r}>"
 
 
-class _Global(_Handle):
-    __slots__ = ("raw", "type")
+class _Global(_Handle, GlobalHandle):
+    __slots__ = ("type",)
+    raw_type = ffi.wasmtime_global_t
+    extern_kind = _E_GLOBAL
+    union_field = "global_"
 
     def __init__(self, store: _Store, raw: Any, type: GlobalType | None = None) -> None:
-        self.store = store
-        self.raw = ffi.wasmtime_global_t.from_buffer_copy(raw)
+        super().__init__(store, raw)
         self.type = type
 
-    def extern(self) -> Any:
-        return ffi.wasmtime_extern_t(_E_GLOBAL, ffi.wasmtime_extern_union(global_=self.raw))
 
-
-class _Table(_Handle):
-    __slots__ = ("element", "raw", "type")
+class _Table(_Handle, TableHandle):
+    __slots__ = ("element", "type")
+    raw_type = ffi.wasmtime_table_t
+    extern_kind = _E_TABLE
+    union_field = "table"
 
     def __init__(self, store: _Store, raw: Any, type: TableType | None = None) -> None:
-        self.store = store
-        self.raw = ffi.wasmtime_table_t.from_buffer_copy(raw)
+        super().__init__(store, raw)
         self.type = type
         # An exported table's element type, once learnt from an element's kind (see _element).
         self.element: str | None = None if type is None else type.element
-
-    def extern(self) -> Any:
-        return ffi.wasmtime_extern_t(_E_TABLE, ffi.wasmtime_extern_union(table=self.raw))
 
 
 class _SharedMemoryPtr:
@@ -311,12 +338,17 @@ class _SharedMemoryPtr:
             ffi.wasmtime_sharedmemory_delete(ptr)
 
 
-class _Memory(_Handle):
-    __slots__ = ("raw", "shared")
+class _Memory(_Handle, MemoryHandle):
+    __slots__ = ("shared",)
+    raw_type = ffi.wasmtime_memory_t
+    extern_kind = _E_MEMORY
+    union_field = "memory"
 
-    def __init__(self, store: _Store, raw: Any = None, shared: _SharedMemoryPtr | None = None) -> None:
+    def __init__(
+        self, store: _Store, raw: Any = None, shared: _SharedMemoryPtr | None = None
+    ) -> None:
         self.store = store
-        self.raw: Any = None if raw is None else ffi.wasmtime_memory_t.from_buffer_copy(raw)
+        self.raw = None if raw is None else self.raw_type.from_buffer_copy(raw)
         self.shared = shared
 
     def extern(self) -> Any:
@@ -324,31 +356,39 @@ class _Memory(_Handle):
             return ffi.wasmtime_extern_t(
                 _E_SHAREDMEMORY, ffi.wasmtime_extern_union(sharedmemory=self.shared.ptr)
             )
-        return ffi.wasmtime_extern_t(_E_MEMORY, ffi.wasmtime_extern_union(memory=self.raw))
+        return super().extern()
 
 
-class _Tag(_Handle):
-    __slots__ = ("raw", "type")
+class _Tag(_Handle, TagHandle):
+    __slots__ = ("type",)
+    raw_type = ffi.wasmtime_tag_t
+    extern_kind = _E_TAG
+    union_field = "tag"
 
     def __init__(self, store: _Store, raw: Any, type: TagType | None = None) -> None:
-        self.store = store
-        self.raw = ffi.wasmtime_tag_t.from_buffer_copy(raw)
+        super().__init__(store, raw)
         self.type = type
-
-    def extern(self) -> Any:
-        return ffi.wasmtime_extern_t(_E_TAG, ffi.wasmtime_extern_union(tag=self.raw))
 
     def key(self) -> Hashable:
         anon = self.raw._anon_1
         return ("tag", anon.store_id, getattr(anon, "__private1"), getattr(self.raw, "__private2"))
 
 
-class _Instance:
+class _Instance(InstanceHandle):
     __slots__ = ("raw", "store")
 
     def __init__(self, store: _Store, raw: Any) -> None:
         self.store = store
         self.raw = raw
+
+
+class _Module(ModuleHandle):
+    """A compiled module: engine-wide, shared by every store."""
+
+    __slots__ = ("module",)
+
+    def __init__(self, module: wasmtime.Module) -> None:
+        self.module = module
 
 
 def _store_of(store: object) -> _Store:
@@ -401,6 +441,7 @@ def _valtype_vec(names: Sequence[str]) -> Any:
     return vec
 
 
+_PLAIN: Final = frozenset({"i32", "i64", "f32", "f64", "externref", "anyfunc"})
 _PLAIN_KINDS: Final = {0: "i32", 1: "i64", 2: "f32", 3: "f64", 128: "externref", 129: "anyfunc"}
 
 
@@ -526,6 +567,26 @@ def _unroot(raw: Any) -> None:
         ffi.wasmtime_val_unroot(byref(raw))
 
 
+@contextlib.contextmanager
+def _rooted(store: _Store, t: str, value: EngineValue) -> Iterator[Any]:
+    """A ``wasmtime_val_t`` holding ``value`` (of type ``t``) for the block, unrooted after it.
+    Hold the store's lock."""
+    raw = ffi.wasmtime_val_t()
+    _to_raw(store, store.ctx, t, value, raw)
+    try:
+        yield raw
+    finally:
+        _unroot(raw)
+
+
+def _taken(store: _Store, raw: Any) -> EngineValue:
+    """The engine value in a ``wasmtime_val_t`` wasmtime filled in, which is unrooted."""
+    try:
+        return _from_raw(store, store.ctx, raw)
+    finally:
+        _unroot(raw)
+
+
 # -- host functions -------------------------------------------------------------------------------
 
 
@@ -535,18 +596,14 @@ def _make_trap(message: str) -> int:
     return ctypes.cast(trap, ctypes.c_void_p).value or 0
 
 
-def _throw_marker(store: _Store, ctx: Any, error: BaseException, marker: object) -> int:
-    """Throw ``error`` (carrying EXCEPTION_MARKER) into wasm; the trap pointer to return."""
-    if not (isinstance(marker, tuple) and len(marker) in (2, 3)):
-        raise TypeError(f"{_MARKER_ATTR} must be a (tag, payload) pair")
-    tag, payload = marker[0], tuple(marker[1])
+def _throw(store: _Store, ctx: Any, error: WasmThrowable, thrown: Thrown) -> int:
+    """Throw ``error`` into wasm as the wasm exception ``thrown``; the trap pointer to return."""
+    tag, payload = thrown.tag, thrown.payload
     if not isinstance(tag, _Tag) or tag.store is not store:
         raise TypeError("the exception's tag is not a tag of this store")
-    tag_type = marker[2] if len(marker) == 3 else tag.type
-    if not isinstance(tag_type, TagType):
-        raise exc.NotSupportedError(
-            _NAME, "throwing with a tag whose type is unknown (pass (tag, payload, TagType))"
-        )
+    tag_type = thrown.type if thrown.type is not None else tag.type
+    if tag_type is None:
+        raise exc.NotSupportedError(_NAME, "throwing with a tag whose type is unknown")
     if len(payload) != len(tag_type.params):
         raise TypeError("the exception payload does not match its tag")
     fields = (ffi.wasmtime_val_t * len(payload))()
@@ -592,17 +649,14 @@ def _trampoline_py(
         out = fn(*args)
         values = tuple(out)
         if len(values) != nresults:
-            raise TypeError(
-                f"host function returned {len(values)} values for {nresults} results"
-            )
+            raise TypeError(f"host function returned {len(values)} values for {nresults} results")
         for i, value in enumerate(values):
             _to_raw(store, ctx, ftype.results[i], value, results[i])
         return 0
     except BaseException as error:
-        marker = getattr(error, _MARKER_ATTR, None)
-        if marker is not None and store is not None and ctx is not None:
+        if isinstance(error, WasmThrowable) and store is not None and ctx is not None:
             try:
-                return _throw_marker(store, ctx, error, marker)
+                return _throw(store, ctx, error, error.thrown)
             except BaseException as throw_error:
                 _tls.pending = throw_error
                 return _make_trap("asyncwasm: could not throw the host exception")
@@ -679,6 +733,7 @@ class WasmtimeEngine(Engine):
     name: ClassVar[str] = _NAME
     module_needs_store: ClassVar[bool] = False
     compile_in_process: ClassVar[bool] = False
+    isolate_suspending_instances: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._engine = wasmtime.Engine(_make_config())
@@ -696,6 +751,8 @@ class WasmtimeEngine(Engine):
             memory64=True,
             tail_calls=True,
             multi_value=True,
+            jspi=True,
+            preemption=True,
         )
 
     @property
@@ -715,27 +772,24 @@ class WasmtimeEngine(Engine):
             return exc.shorten(str(error))
         return None
 
-    def compile(self, store: object | None, wasm: bytes) -> Any:
-        data = bytes(wasm)
-        if data[:4] != b"\0asm":
-            raise exc.CompileError("not a WebAssembly binary (missing \\0asm magic)")
-        with _map_exceptions(_COMPILE_ERRORS):
-            return wasmtime.Module(self._engine, data)
+    def compile(self, store: StoreHandle | None, wasm: bytes) -> _Module:
+        with map_exceptions(_COMPILE_ERRORS):
+            return _Module(wasmtime.Module(self._engine, bytes(wasm)))
 
-    def serialize(self, module: Any) -> bytes:
-        with _map_exceptions(_COMPILE_ERRORS):
-            return bytes(module.serialize())
+    def serialize(self, module: ModuleHandle) -> bytes:
+        if not isinstance(module, _Module):
+            raise TypeError("expected a wasmtime module handle")
+        with map_exceptions(_COMPILE_ERRORS):
+            return bytes(module.module.serialize())
 
-    def deserialize(self, store: object | None, artifact: bytes) -> Any:
-        with _map_exceptions(_COMPILE_ERRORS):
-            return wasmtime.Module.deserialize(self._engine, bytes(artifact))
+    def deserialize(self, store: StoreHandle | None, artifact: bytes) -> _Module:
+        with map_exceptions(_COMPILE_ERRORS):
+            return _Module(wasmtime.Module.deserialize(self._engine, bytes(artifact)))
 
     @staticmethod
     def compile_artifact(wasm: bytes) -> bytes:
         data = bytes(wasm)
-        if data[:4] != b"\0asm":
-            raise exc.CompileError("not a WebAssembly binary (missing \\0asm magic)")
-        with _map_exceptions(_COMPILE_ERRORS):
+        with map_exceptions(_COMPILE_ERRORS):
             module = wasmtime.Module(wasmtime.Engine(_make_config()), data)
             return bytes(module.serialize())
 
@@ -743,12 +797,25 @@ class WasmtimeEngine(Engine):
     def new_store(self) -> _Store:
         return _Store(self._engine)
 
-    def instantiate(self, store: object, module: Any, imports: Sequence[object]) -> _Instance:
+    def note_declared_types(self, store: StoreHandle, types: Sequence[object]) -> None:
         s = _store_of(store)
-        if not isinstance(module, wasmtime.Module):
+        if s.opaque:
+            return
+        for t in types:
+            if not isinstance(t, FuncType) or not all(v in _PLAIN for v in t.params + t.results):
+                s.opaque = True
+                return
+
+    def instantiate(
+        self, store: StoreHandle, module: ModuleHandle, imports: Sequence[object]
+    ) -> _Instance:
+        s = _store_of(store)
+        if not isinstance(module, _Module):
             raise TypeError("expected a wasmtime module handle")
         for handle in imports:
             _same_store(s, handle, "import")
+        if s.aio is not None:  # JSPI: an async store takes futures only
+            return _Instance(s, _async.instantiate_async(s, module.module, imports))
         externs = (ffi.wasmtime_extern_t * len(imports))()
         for i, handle in enumerate(imports):
             externs[i] = handle.extern()  # type: ignore[attr-defined]
@@ -758,7 +825,7 @@ class WasmtimeEngine(Engine):
             _tls.depth += 1
             try:
                 err = ffi.wasmtime_instance_new(
-                    s.ctx, module.ptr(), externs, len(imports), byref(raw), byref(trap)
+                    s.ctx, module.module.ptr(), externs, len(imports), byref(raw), byref(trap)
                 )
                 if err or trap:
                     _fail(s, err, trap, exc.LinkError)
@@ -768,9 +835,11 @@ class WasmtimeEngine(Engine):
                     _clear_thrown()
         return _Instance(s, raw)
 
-    def instance_exports(self, store: object, instance: Any) -> list[Any]:
+    def instance_exports(self, store: StoreHandle, instance: InstanceHandle) -> list[Any]:
         s = _store_of(store)
         _same_store(s, instance, "instance")
+        if not isinstance(instance, _Instance):
+            raise TypeError("expected a wasmtime instance handle")
         out: list[Any] = []
         with s.lock:
             index = 0
@@ -804,7 +873,7 @@ class WasmtimeEngine(Engine):
         raise exc.NotSupportedError(_NAME, f"exports of extern kind {kind}")
 
     # -- functions ------------------------------------------------------------------------------
-    def func_new(self, store: object, type: FuncType, fn: HostCallable) -> _Func:
+    def func_new(self, store: StoreHandle, type: FuncType, fn: HostCallable) -> _Func:
         s = _store_of(store)
         if not isinstance(type, FuncType):
             raise TypeError("expected an asyncwasm FuncType")
@@ -825,13 +894,15 @@ class WasmtimeEngine(Engine):
         return _Func(s, raw)
 
     def call(
-        self, store: object, func: Any, type: FuncType, args: Sequence[EngineValue]
+        self, store: StoreHandle, func: FuncHandle, type: FuncType, args: Sequence[EngineValue]
     ) -> tuple[EngineValue, ...]:
-        s, func = _checked(store, func, _Func, "function")
+        s, f = _checked(store, func, _Func, "function")
+        # Kept although the public layer checks signatures too: a value type wasmtime can't
+        # pass here would abort the process, not raise.
         _check_types(type.params + type.results, "calls")
         nparams, nresults = len(type.params), len(type.results)
-        if len(args) != nparams:
-            raise TypeError(f"expected {nparams} arguments, got {len(args)}")
+        if s.aio is not None:  # JSPI: an async store takes futures only
+            return _async.call_sync(s, f, type, args)
         params = (ffi.wasmtime_val_t * nparams)()
         results = (ffi.wasmtime_val_t * nresults)()
         trap = POINTER(ffi.wasm_trap_t)()
@@ -843,7 +914,7 @@ class WasmtimeEngine(Engine):
                     _to_raw(s, s.ctx, t, value, params[i])
                     done += 1
                 err = ffi.wasmtime_func_call(
-                    s.ctx, byref(func.raw), params, nparams, results, nresults, byref(trap)
+                    s.ctx, byref(f.raw), params, nparams, results, nresults, byref(trap)
                 )
                 if err or trap:
                     _fail(s, err, trap, _call_error)
@@ -862,18 +933,36 @@ class WasmtimeEngine(Engine):
                     _clear_thrown()
         return tuple(values)
 
-    def func_type(self, store: object, func: Any) -> FuncType | None:
+    # -- JSPI (_wasmtime_async) --------------------------------------------------------------------
+    def func_new_suspending(
+        self, store: StoreHandle, type: FuncType, start: SuspendingStart
+    ) -> _Func:
+        s = _store_of(store)
+        if not callable(start):
+            raise TypeError("a host function must be callable")
+        return _async.func_new_suspending(s, type, start)  # type: ignore[no-any-return]
+
+    async def call_promising(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType, args: Sequence[EngineValue]
+    ) -> tuple[EngineValue, ...]:
+        s, f = _checked(store, func, _Func, "function")
+        _check_types(type.params + type.results, "calls")
+        return await _async.call_promising(s, f, type, args)
+
+    def func_type(self, store: StoreHandle, func: FuncHandle) -> FuncType | None:
         """The type of a function that came out of a table, global or call (asyncwasm#3).
 
         DANGER: ``wasm_valtype_kind`` aborts the process on v128, exnref and GC reference
-        types. The public layer (``_function.py``) calls this only for a store in which every
-        instantiated module declares nothing but plain function types (numbers, externref,
-        funcref), so no function of the store can have such a type. Kinds are still mapped
-        defensively: anything unexpected gives ``None`` ("can't tell").
+        types. So this asks wasmtime only in a store where every instantiated module declares
+        nothing but plain function types (numbers, externref, funcref: see
+        ``note_declared_types``), where no function can have such a type; elsewhere ``None``.
+        Kinds are still mapped defensively: anything unexpected gives ``None`` ("can't tell").
         """
-        s, func = _checked(store, func, _Func, "function")
+        s, f = _checked(store, func, _Func, "function")
+        if s.opaque:
+            return None
         with s.lock:
-            functype = ffi.wasmtime_func_type(s.ctx, byref(func.raw))
+            functype = ffi.wasmtime_func_type(s.ctx, byref(f.raw))
         try:
             params = _plain_valtypes(ffi.wasm_functype_params(functype))
             results = _plain_valtypes(ffi.wasm_functype_results(functype))
@@ -883,18 +972,16 @@ class WasmtimeEngine(Engine):
             return None
         return FuncType(params, results)
 
-    def func_key(self, func: Any) -> Hashable:
+    def func_key(self, func: FuncHandle) -> Hashable:
         if not isinstance(func, _Func):
             raise TypeError("expected a wasmtime function handle")
         return func.key()
 
     # -- memories -------------------------------------------------------------------------------
-    def memory_new(self, store: object, type: MemoryType) -> _Memory:
+    def memory_new(self, store: StoreHandle, type: MemoryType) -> _Memory:
         s = _store_of(store)
         limits = type.limits
-        if limits.minimum < 0 or (limits.maximum is not None and limits.maximum < limits.minimum):
-            raise exc.RangeError("bad memory limits")
-        with _map_exceptions(_RANGE_ERRORS):
+        with map_exceptions(_RANGE_ERRORS):
             mtype = wasmtime.MemoryType(
                 wasmtime.Limits(limits.minimum, limits.maximum),
                 is_64=type.memory64,
@@ -903,26 +990,28 @@ class WasmtimeEngine(Engine):
             )
             if type.shared:
                 ptr = POINTER(ffi.wasmtime_sharedmemory_t)()
-                _check_error(ffi.wasmtime_sharedmemory_new(self._engine.ptr(), mtype.ptr(), byref(ptr)))
+                _check_error(
+                    ffi.wasmtime_sharedmemory_new(self._engine.ptr(), mtype.ptr(), byref(ptr))
+                )
                 return _Memory(s, shared=_SharedMemoryPtr(ptr))
             raw = ffi.wasmtime_memory_t()
             with s.lock:
                 _check_error(ffi.wasmtime_memory_new(s.ctx, mtype.ptr(), byref(raw)))
             return _Memory(s, raw)
 
-    def memory_pages(self, store: object, memory: Any) -> int:
+    def memory_pages(self, store: StoreHandle, memory: MemoryHandle) -> int:
         s, m = _checked(store, memory, _Memory, "memory")
         if m.shared is not None:
             return int(ffi.wasmtime_sharedmemory_size(m.shared.ptr))
         with s.lock:
             return int(ffi.wasmtime_memory_size(s.ctx, byref(m.raw)))
 
-    def memory_grow(self, store: object, memory: Any, delta: int) -> int:
+    def memory_grow(self, store: StoreHandle, memory: MemoryHandle, delta: int) -> int:
         s, m = _checked(store, memory, _Memory, "memory")
         if delta < 0 or delta >= 1 << 64:
             raise exc.RangeError(f"bad memory growth {delta}")
         prev = ctypes.c_uint64()
-        with _map_exceptions(_RANGE_ERRORS):
+        with map_exceptions(_RANGE_ERRORS):
             if m.shared is not None:
                 _check_error(ffi.wasmtime_sharedmemory_grow(m.shared.ptr, delta, byref(prev)))
             else:
@@ -930,7 +1019,7 @@ class WasmtimeEngine(Engine):
                     _check_error(ffi.wasmtime_memory_grow(s.ctx, byref(m.raw), delta, byref(prev)))
         return int(prev.value)
 
-    def memory_view(self, store: object, memory: Any) -> memoryview:
+    def memory_view(self, store: StoreHandle, memory: MemoryHandle) -> memoryview:
         s, m = _checked(store, memory, _Memory, "memory")
         owner: object
         if m.shared is not None:
@@ -952,40 +1041,33 @@ class WasmtimeEngine(Engine):
         return memoryview(array).cast("B")
 
     # -- tables -----------------------------------------------------------------------------------
-    def table_new(self, store: object, type: TableType, init: EngineValue) -> _Table:
+    def table_new(self, store: StoreHandle, type: TableType, init: EngineValue) -> _Table:
         s = _store_of(store)
         if type.element not in ("externref", "anyfunc"):
             raise exc.NotSupportedError(_NAME, f"tables of {type.element!r}")
         if type.table64:
             raise exc.NotSupportedError(_NAME, "creating 64-bit tables from Python")
+        # Limits are checked by the public layer (Table(): u32, maximum not below initial).
         limits = type.limits
         u32 = 1 << 32
-        if not 0 <= limits.minimum < u32 or (
-            limits.maximum is not None and not limits.minimum <= limits.maximum < u32
-        ):
-            raise exc.RangeError("bad table limits")
-        wl = ffi.wasm_limits_t(limits.minimum, u32 - 1 if limits.maximum is None else limits.maximum)
+        wl = ffi.wasm_limits_t(
+            limits.minimum, u32 - 1 if limits.maximum is None else limits.maximum
+        )
         ttype = ffi.wasm_tabletype_new(_valtype(type.element), byref(wl))
         raw = ffi.wasmtime_table_t()
-        value = ffi.wasmtime_val_t()
         try:
-            with s.lock:
-                _to_raw(s, s.ctx, type.element, init, value)
-                try:
-                    with _map_exceptions(_RANGE_ERRORS):
-                        _check_error(ffi.wasmtime_table_new(s.ctx, ttype, byref(value), byref(raw)))
-                finally:
-                    _unroot(value)
+            with s.lock, _rooted(s, type.element, init) as value, map_exceptions(_RANGE_ERRORS):
+                _check_error(ffi.wasmtime_table_new(s.ctx, ttype, byref(value), byref(raw)))
         finally:
             ffi.wasm_tabletype_delete(ttype)
         return _Table(s, raw, type)
 
-    def table_size(self, store: object, table: Any) -> int:
+    def table_size(self, store: StoreHandle, table: TableHandle) -> int:
         s, t = _checked(store, table, _Table, "table")
         with s.lock:
             return int(ffi.wasmtime_table_size(s.ctx, byref(t.raw)))
 
-    def table_get(self, store: object, table: Any, index: int) -> EngineValue:
+    def table_get(self, store: StoreHandle, table: TableHandle, index: int) -> EngineValue:
         s, t = _checked(store, table, _Table, "table")
         if not 0 <= index < 1 << 64:
             raise exc.RangeError(f"table index {index} out of range")
@@ -993,10 +1075,7 @@ class WasmtimeEngine(Engine):
         with s.lock:
             if not ffi.wasmtime_table_get(s.ctx, byref(t.raw), index, byref(value)):
                 raise exc.RangeError(f"table index {index} out of range")
-            try:
-                return _from_raw(s, s.ctx, value)
-            finally:
-                _unroot(value)
+            return _taken(s, value)
 
     def _element(self, s: _Store, t: _Table, value: EngineValue) -> str:
         if t.element is not None:
@@ -1018,20 +1097,20 @@ class WasmtimeEngine(Engine):
         t.element = {_K_FUNCREF: "anyfunc", _K_EXTERNREF: "externref"}.get(kind)
         return t.element or "anyfunc"
 
-    def table_set(self, store: object, table: Any, index: int, value: EngineValue) -> None:
+    def table_set(
+        self, store: StoreHandle, table: TableHandle, index: int, value: EngineValue
+    ) -> None:
         s, t = _checked(store, table, _Table, "table")
         if not 0 <= index < 1 << 64:
             raise exc.RangeError(f"table index {index} out of range")
-        raw = ffi.wasmtime_val_t()
         with s.lock:
-            _to_raw(s, s.ctx, self._element(s, t, value), value, raw)
-            try:
-                with _map_exceptions(_RANGE_ERRORS):
-                    _check_error(ffi.wasmtime_table_set(s.ctx, byref(t.raw), index, byref(raw)))
-            finally:
-                _unroot(raw)
+            element = self._element(s, t, value)
+            with _rooted(s, element, value) as raw, map_exceptions(_RANGE_ERRORS):
+                _check_error(ffi.wasmtime_table_set(s.ctx, byref(t.raw), index, byref(raw)))
 
-    def table_grow(self, store: object, table: Any, delta: int, init: EngineValue) -> int:
+    def table_grow(
+        self, store: StoreHandle, table: TableHandle, delta: int, init: EngineValue
+    ) -> int:
         s, t = _checked(store, table, _Table, "table")
         if not 0 <= delta < 1 << 64:
             raise exc.RangeError(f"bad table growth {delta}")
@@ -1042,14 +1121,10 @@ class WasmtimeEngine(Engine):
             # try funcref, then externref (a mismatch leaves the table unchanged).
             unknown = init is None and t.element is None
             for candidate in ("anyfunc", "externref") if unknown else (element,):
-                raw = ffi.wasmtime_val_t()
-                _to_raw(s, s.ctx, candidate, init, raw)
-                try:
+                with _rooted(s, candidate, init) as raw:
                     err = ffi.wasmtime_table_grow(
                         s.ctx, byref(t.raw), delta, byref(raw), byref(prev)
                     )
-                finally:
-                    _unroot(raw)
                 if not err:
                     if unknown:
                         t.element = candidate
@@ -1061,35 +1136,26 @@ class WasmtimeEngine(Engine):
         return int(prev.value)
 
     # -- globals --------------------------------------------------------------------------------
-    def global_new(self, store: object, type: GlobalType, value: EngineValue) -> _Global:
+    def global_new(self, store: StoreHandle, type: GlobalType, value: EngineValue) -> _Global:
         s = _store_of(store)
         _check_types((type.value,), "globals")
         gtype = ffi.wasm_globaltype_new(_valtype(type.value), 1 if type.mutable else 0)
         raw = ffi.wasmtime_global_t()
-        val = ffi.wasmtime_val_t()
         try:
-            with s.lock:
-                _to_raw(s, s.ctx, type.value, value, val)
-                try:
-                    with _map_exceptions(_LINK_ERRORS):
-                        _check_error(ffi.wasmtime_global_new(s.ctx, gtype, byref(val), byref(raw)))
-                finally:
-                    _unroot(val)
+            with s.lock, _rooted(s, type.value, value) as val, map_exceptions(_LINK_ERRORS):
+                _check_error(ffi.wasmtime_global_new(s.ctx, gtype, byref(val), byref(raw)))
         finally:
             ffi.wasm_globaltype_delete(gtype)
         return _Global(s, raw, type)
 
-    def global_get(self, store: object, glob: Any) -> EngineValue:
+    def global_get(self, store: StoreHandle, glob: GlobalHandle) -> EngineValue:
         s, g = _checked(store, glob, _Global, "global")
         val = ffi.wasmtime_val_t()
         with s.lock:
             ffi.wasmtime_global_get(s.ctx, byref(g.raw), byref(val))
-            try:
-                return _from_raw(s, s.ctx, val)
-            finally:
-                _unroot(val)
+            return _taken(s, val)
 
-    def global_set(self, store: object, glob: Any, value: EngineValue) -> None:
+    def global_set(self, store: StoreHandle, glob: GlobalHandle, value: EngineValue) -> None:
         s, g = _checked(store, glob, _Global, "global")
         if g.type is not None:
             vtype = g.type.value
@@ -1102,30 +1168,24 @@ class WasmtimeEngine(Engine):
             kind: Any = current.kind  # a plain int at run time
             vtype = _KIND_NAMES.get(kind, "")
             _check_types((vtype,), "globals")
-        val = ffi.wasmtime_val_t()
-        with s.lock:
-            _to_raw(s, s.ctx, vtype, value, val)
-            try:
-                with _map_exceptions({wasmtime.WasmtimeError: TypeError}):
-                    _check_error(ffi.wasmtime_global_set(s.ctx, byref(g.raw), byref(val)))
-            finally:
-                _unroot(val)
+        with s.lock, _rooted(s, vtype, value) as val, map_exceptions(_TYPE_ERRORS):
+            _check_error(ffi.wasmtime_global_set(s.ctx, byref(g.raw), byref(val)))
 
     # -- tags -----------------------------------------------------------------------------------
-    def tag_new(self, store: object, type: TagType) -> _Tag:
+    def tag_new(self, store: StoreHandle, type: TagType) -> _Tag:
         s = _store_of(store)
         _check_types(type.params, "tags")
         functype = _functype(FuncType(type.params, ()))
         tagtype = ffi.wasm_tagtype_new(functype)  # takes ownership of functype
         raw = ffi.wasmtime_tag_t()
         try:
-            with s.lock, _map_exceptions(_LINK_ERRORS):
+            with s.lock, map_exceptions(_LINK_ERRORS):
                 _check_error(ffi.wasmtime_tag_new(s.ctx, tagtype, byref(raw)))
         finally:
             ffi.wasm_tagtype_delete(tagtype)
         return _Tag(s, raw, type)
 
-    def tag_key(self, tag: Any) -> Hashable:
+    def tag_key(self, tag: TagHandle) -> Hashable:
         if not isinstance(tag, _Tag):
             raise TypeError("expected a wasmtime tag handle")
         return tag.key()
@@ -1155,3 +1215,7 @@ def _package_version() -> str:
 
 def create_engine() -> WasmtimeEngine:
     return WasmtimeEngine()
+
+
+# Last: the JSPI driver imports this module's internals.
+from . import _wasmtime_async as _async  # noqa: E402

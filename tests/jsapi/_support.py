@@ -317,6 +317,9 @@ def module_name_for(js_file: str) -> str:
     """``module/customSections.any.js`` -> ``test_module_custom_sections`` (snake_case,
     ``.tentative`` dropped)."""
     stem = js_file.removesuffix(".any.js").removesuffix(".tentative")
+    folder, _, name = stem.rpartition("/")
+    if folder == name:  # js-promise-integration/js-promise-integration -> one part
+        stem = name
     stem = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", stem).lower()
     return "test_" + re.sub(r"[^0-9a-z]+", "_", stem)
 

@@ -470,7 +470,7 @@ class ScriptRunner:
             str, int
         ] = {}  # module name or registered name -> failed module line
         self.compiled: dict[bytes, Any] = {}
-        self.wrappers: dict[tuple[int, str, bytes], Any] = {}
+        self.wrappers: dict[tuple[str, bytes], tuple[Any, Any]] = {}
 
     # -- spectest ---------------------------------------------------------------------------
     def _spectest(self) -> dict[str, object]:
@@ -662,13 +662,17 @@ class ScriptRunner:
         if sig is not None and self._needs_wrapper(action, expected):
             blob = wrapper_module(sig[0], sig[1], args)
             if blob is not None:
-                key = (id(inst), field, blob)
-                runner = self.wrappers.get(key)
-                if runner is None:
+                # Keyed by the export itself, kept alive by the cache: an id() could be reused
+                # by a later instance once this one is collected (and run the stale wrapper).
+                key = (field, blob)
+                cached = self.wrappers.get(key)
+                if cached is not None and cached[0] is export:
+                    runner = cached[1]
+                else:
                     wmod = self.aw.Module(blob)
                     winst = self.aw.Instance(wmod, {"m": {"f": export}})
                     runner = winst.exports["run"]
-                    self.wrappers[key] = runner
+                    self.wrappers[key] = (export, runner)
                 out = runner()
                 return ((out,) if len(sig[1]) == 1 else _as_tuple(out)), True
         pyargs = [self._arg(a) for a in args]

@@ -1,0 +1,781 @@
+"""JSPI on wasmtime: suspending host functions and promising calls through the C API's async
+calls (``wasmtime_func_call_async``, ``wasmtime_linker_define_async_func``,
+``wasmtime_call_future_poll``, fuel-based async yields), driven from the event loop.
+
+The rules wasmtime imposes, and how this module keeps each one (breaking any aborts the process
+or is undefined behaviour):
+
+One call future per store
+    A store (``_Store``) becomes *async* the first time it gets a suspending host function or a
+    promising call (``enable``); from then on **every** entry point on it (calls, instantiation)
+    goes through a call future, and the store's ``_AsyncState.calls[0]`` is its one top-level
+    future. A new entry while that future exists is never a second top-level future:
+
+    * while the future is *running* (we are inside its poll: a host function on its fiber called
+      back into the store), the nested call is a nested future, polled to completion on the
+      spot: the future below it is mid-poll, not suspended, so this is plain re-entry;
+    * while it is *parked at a suspending import* (its host call returned a continuation that
+      reports "pending"), the call is **routed through that continuation**: we poll the parked
+      future once, wasmtime calls our continuation callback with the store inside the host call,
+      the callback runs the nested call to completion there and reports "still pending";
+    * while it is *parked at a fuel yield* (time slicing), there is no host call to route
+      through, so the parked computation is first driven on (on the caller's thread, blocking)
+      until it reaches a suspending import or finishes: exactly what would have happened without
+      time slicing, as in JS, where a running call is never interrupted;
+    * a second promising call waits (FIFO) until the store's future is gone, unless it is made
+      by the coroutine that the innermost suspended call awaits (same task): then it is nested,
+      made, polled and deleted only inside that call's host call (LIFO), and plain calls route
+      through the innermost suspended call.
+
+A store with async functions accepts no sync entry point
+    Sync calls on an async store are futures polled to completion (yields ignored);
+    instantiation goes through a linker (``wasmtime_linker_instantiate_async``).
+
+A sync call reaching an async host function aborts
+    Async host functions exist only in async stores, whose calls are never sync.
+
+Deleting a store while a call on it is suspended aborts
+    The wasmtime store is a ``GuardedStore``: if its finalizer runs while a future of it is
+    alive (garbage cycles are finalized in any order), deletion is deferred until the last
+    future is deleted. Futures are deleted by their driver's ``finally`` (normal end, error,
+    cancellation, the coroutine being closed) or, at the latest, by their own finalizer.
+
+Python on the fiber stack has ``async_stack_size - max_wasm_stack`` bytes
+    Host functions called during an async call run on the call's fiber. The engine is
+    configured with an async stack of ``ASYNC_STACK_SIZE`` (virtual memory: only touched pages
+    are resident), leaving Python as much stack as a main thread has, and CPython's recursion
+    limit stops deep recursion before it; tests/test_jspi_fences.py checks it in a child
+    process. Awaitables returned by suspending imports are awaited on the loop's own stack.
+
+Cancellation deletes the call future (measured safe both when parked at an import and at a
+yield); what wasm wrote stays written and the store stays usable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import inspect
+import itertools
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from ctypes import POINTER, byref
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import anyio.lowlevel
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from .. import _exceptions as exc
+from .._types import FuncType
+from . import _wasmtime as wt
+from ._base import EngineValue, SuspendingStart, WasmThrowable, close_awaitable
+from ._errors import map_exceptions
+
+if TYPE_CHECKING:
+    from ._wasmtime import _Func, _Store
+
+__all__ = [
+    "ASYNC_STACK_SIZE",
+    "FUEL_SLICE",
+    "GuardedStore",
+    "call_promising",
+    "call_sync",
+    "func_new_suspending",
+    "instantiate_async",
+]
+
+ASYNC_STACK_SIZE: Final = 8 << 20
+"""Bytes of each async call's fiber stack (wasmtime's default is 2 MiB). Host functions running
+on it get this minus the wasm stack limit (512 KiB): about what CPython's main thread has. Only
+touched pages are resident (~20 kB per suspended call)."""
+
+FUEL_SLICE: Final = 400_000
+"""Fuel units (roughly wasm instructions) a promising call runs between two yields to the event
+loop: about half a millisecond to a few milliseconds of wasm on this kind of machine."""
+
+FULL_TANK: Final = (1 << 64) - 1
+"""Fuel each store starts with: consume_fuel is on engine-wide (for time slicing), and fuel is
+no limit unless a caller sets one."""
+
+_RUNNING: Final = "running"
+_AT_IMPORT: Final = "import"
+_AT_YIELD: Final = "yield"
+_DONE: Final = "done"
+
+
+class GuardedStore(wasmtime.Store):
+    """A ``wasmtime.Store`` that is never deleted while one of its call futures is alive."""
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        super().__init__(engine)
+        self.live_futures = 0
+        self.orphan: Any = None
+
+    def _delete(self, ptr: Any) -> None:
+        if self.live_futures:
+            self.orphan = ptr  # deleted with the last future (see _Call.delete)
+            return
+        ffi.wasmtime_store_delete(ptr)
+
+
+class _AsyncState:
+    """The async side of one store."""
+
+    __slots__ = ("calls", "frames", "waiters")
+
+    def __init__(self) -> None:
+        # The store's live promising call futures, outermost first: calls[0] is the one future
+        # of the store; each later one was made (and is only ever polled) inside the host call
+        # its predecessor is suspended in, by the coroutine that host call awaits: LIFO nesting,
+        # as a Rust async host function calling back through its Caller.
+        self.calls: list[_Call] = []
+        # One entry per active call on this store, innermost last: True for the promising call
+        # itself, False for anything else (a plain call made from a host function, a routed
+        # call, an instantiation). A suspending import may suspend only when the innermost is
+        # True: there is no Python frame between it and the promising call (JS: SuspendError).
+        self.frames: list[bool] = []
+        # Promising calls waiting for the store's future to go (one future per store).
+        self.waiters: deque[anyio.Event] = deque()
+
+
+def enable(s: _Store) -> _AsyncState:
+    """Make ``s`` an async store (idempotent): from now on every entry goes through futures."""
+    state: _AsyncState | None = s.aio
+    if state is None:
+        with s.lock:
+            wt._check_error(ffi.wasmtime_context_fuel_async_yield_interval(s.ctx, FUEL_SLICE))
+            state = s.aio = _AsyncState()
+    return state
+
+
+# -- futures --------------------------------------------------------------------------------------
+
+
+class _Pending:
+    """A suspending import waiting for its awaitable (the continuation's state)."""
+
+    __slots__ = (
+        "awaitable",
+        "call",
+        "error",
+        "results",
+        "results_ptr",
+        "store",
+        "trap_ret",
+        "type",
+    )
+
+    def __init__(
+        self,
+        store: _Store,
+        awaitable: Awaitable[Any],
+        type: FuncType,
+        results_ptr: Any,
+        trap_ret: Any,
+    ) -> None:
+        self.store = store
+        self.awaitable: Awaitable[Any] | None = awaitable
+        self.type = type
+        self.results_ptr = results_ptr
+        self.trap_ret = trap_ret
+        self.results: Sequence[EngineValue] | None = None
+        self.error: BaseException | None = None
+        self.call: _Call | None = None
+
+
+class _Call:
+    """One call future of a store, with everything it points to kept alive until deleted."""
+
+    __slots__ = (
+        "__weakref__",
+        "default",
+        "err",
+        "future",
+        "keep",
+        "pending",
+        "promising",
+        "results",
+        "routed",
+        "state",
+        "store",
+        "task",
+        "trap",
+    )
+
+    def __init__(self, store: _Store, promising: bool) -> None:
+        self.store = store
+        self.promising = promising
+        self.trap = POINTER(ffi.wasm_trap_t)()
+        self.err = POINTER(ffi.wasmtime_error_t)()
+        self.future: Any = None
+        self.keep: tuple[Any, ...] = ()
+        self.state = _RUNNING
+        self.pending: _Pending | None = None
+        self.routed: Callable[[], None] | None = None
+        self.results: Any = None
+        self.task: object = None  # the anyio task driving a promising call
+        # The asyncwasm class of a failure that is not a trap (a call: RuntimeError).
+        self.default: Callable[[str], BaseException] = wt._call_error
+
+    def start(self, future: Any, *keep: Any) -> None:
+        self.keep = keep
+        self.future = future
+        self.store.store.live_futures += 1
+
+    def poll(self) -> bool:
+        """Poll once (the store's lock held, the frame pushed by the caller); True when done."""
+        self.state = _RUNNING
+        try:
+            done = bool(ffi.wasmtime_call_future_poll(self.future))
+        except BaseException:  # a KeyboardInterrupt raised in a ctypes callback: keep state sane
+            self.state = _AT_YIELD if self.pending is None else _AT_IMPORT
+            raise
+        if done:
+            self.state = _DONE
+        else:
+            self.state = _AT_YIELD if self.pending is None else _AT_IMPORT
+        return done
+
+    def delete(self) -> None:
+        future, self.future = self.future, None
+        if future is None:
+            return
+        ffi.wasmtime_call_future_delete(future)
+        guarded: GuardedStore = self.store.store
+        guarded.live_futures -= 1
+        if not guarded.live_futures and guarded.orphan is not None:
+            orphan, guarded.orphan = guarded.orphan, None
+            ffi.wasmtime_store_delete(orphan)
+
+    def __del__(self) -> None:
+        # At interpreter teardown the bindings may be gone already.
+        with contextlib.suppress(Exception):
+            self.delete()
+
+
+def _finish(call: _Call) -> None:
+    """After the future is done: raise what it failed with (owns ``trap``/``err``)."""
+    err, trap = call.err, call.trap
+    if err or trap:
+        call.err = POINTER(ffi.wasmtime_error_t)()
+        call.trap = POINTER(ffi.wasm_trap_t)()
+        s = call.store
+        if (
+            err
+            and not trap
+            and wt._tls.pending is None
+            and ffi.wasmtime_context_has_exception(s.ctx)
+        ):
+            # An uncaught wasm exception: async calls report it as an error, not a trap.
+            wt._raise_uncaught(s, wasmtime.WasmtimeError._from_ptr(err))  # type: ignore[arg-type]
+        wt._fail(call.store, err if err else None, trap if trap else None, call.default)
+
+
+def _poll_at(state: _AsyncState, k: int) -> bool:
+    """Poll ``state.calls[k]`` once; a nested call is polled inside the host call its parent is
+    suspended in (routed through the parent's continuation). True when it is done."""
+    call = state.calls[k]
+    if k == 0:
+        return call.poll()
+    parent = state.calls[k - 1]
+    outcome: list[bool] = []
+    parent.routed = lambda: outcome.append(call.poll())
+    try:
+        _poll_at(state, k - 1)
+    finally:
+        parent.routed = None
+    if not outcome:
+        raise exc.PythonRuntimeError("asyncwasm: the nested call was not polled")
+    return outcome[0]
+
+
+def _inside(state: _AsyncState, k: int, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` inside the host call ``state.calls[k]`` is suspended in (its continuation);
+    returns what ``fn`` returned, raises what it raised."""
+    call = state.calls[k]
+    outcome: list[Any] = []
+
+    def routed() -> None:
+        try:
+            outcome.append((True, fn()))
+        except BaseException as error:
+            outcome.append((False, error))
+
+    call.routed = routed
+    state.frames.append(True)
+    try:
+        _poll_at(state, k)
+    finally:
+        state.frames.pop()
+        call.routed = None
+    if not outcome:
+        raise exc.PythonRuntimeError("asyncwasm: the routed call did not run")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
+def _run_to_completion(s: _Store, state: _AsyncState, make: Callable[[_Call], None]) -> _Call:
+    """Run one non-promising operation on async store ``s`` to its end, whatever is in flight
+    there (see the module docstring); returns the finished ``_Call``. The lock is held."""
+    k = len(state.calls) - 1
+    current = state.calls[k] if k >= 0 else None
+    if current is not None and current.state == _AT_YIELD:
+        # Parked mid-computation: drive it on until it reaches an import or ends.
+        state.frames.append(True)
+        try:
+            while not _poll_at(state, k) and current.state == _AT_YIELD:
+                pass
+        finally:
+            state.frames.pop()
+        if current.state == _DONE:
+            # Its driver reads the results; the future itself must go first.
+            _delete_at(state, k)
+    if current is not None and current.state == _AT_IMPORT:
+        return _inside(state, k, lambda: _nested(s, state, make))  # type: ignore[no-any-return]
+    # No future, or the innermost is mid-poll below us (plain re-entry from a host function).
+    return _nested(s, state, make)
+
+
+def _delete_at(state: _AsyncState, k: int) -> None:
+    """Delete the future of ``state.calls[k]``, inside its parent's host call when nested."""
+    call = state.calls[k]
+    if k == 0:
+        call.delete()
+    else:
+        _inside(state, k - 1, call.delete)
+
+
+def _nested(s: _Store, state: _AsyncState, make: Callable[[_Call], None]) -> _Call:
+    call = _Call(s, promising=False)
+    state.frames.append(False)
+    wt._tls.depth += 1
+    try:
+        make(call)
+        while not call.poll():
+            pass
+        _finish(call)
+        return call
+    finally:
+        call.delete()
+        state.frames.pop()
+        wt._tls.depth -= 1
+        if wt._tls.depth == 0:
+            wt._clear_thrown()
+
+
+# -- calls --------------------------------------------------------------------------------------
+
+
+def _params(s: _Store, type: FuncType, args: Sequence[EngineValue]) -> tuple[Any, int]:
+    n = len(type.params)
+    params = (ffi.wasmtime_val_t * n)()
+    done = 0
+    try:
+        for i, (t, value) in enumerate(zip(type.params, args, strict=True)):
+            wt._to_raw(s, s.ctx, t, value, params[i])
+            done += 1
+    except BaseException:
+        for i in range(done):
+            wt._unroot(params[i])
+        raise
+    return params, done
+
+
+def _results(s: _Store, results: Any, n: int) -> tuple[EngineValue, ...]:
+    values: list[EngineValue] = []
+    try:
+        for i in range(n):
+            values.append(wt._from_raw(s, s.ctx, results[i]))
+    finally:
+        for i in range(n):
+            wt._unroot(results[i])
+    return tuple(values)
+
+
+def _call_maker(s: _Store, func: _Func, type: FuncType, params: Any) -> Callable[[_Call], None]:
+    nparams, nresults = len(type.params), len(type.results)
+
+    def make(call: _Call) -> None:
+        results = (ffi.wasmtime_val_t * nresults)()
+        future = ffi.wasmtime_func_call_async(
+            s.ctx,
+            byref(func.raw),
+            params,
+            nparams,
+            results,
+            nresults,
+            byref(call.trap),
+            byref(call.err),
+        )
+        call.results = results
+        call.start(future, func, params, results)
+
+    return make
+
+
+def call_sync(
+    s: _Store, func: _Func, type: FuncType, args: Sequence[EngineValue]
+) -> tuple[EngineValue, ...]:
+    """``Engine.call`` on an async store."""
+    state = enable(s)
+    with s.lock:
+        params, rooted = _params(s, type, args)
+        try:
+            call = _run_to_completion(s, state, _call_maker(s, func, type, params))
+            return _results(s, call.results, len(type.results))
+        finally:
+            for i in range(rooted):
+                wt._unroot(params[i])
+
+
+def import_names(module: wasmtime.Module) -> list[tuple[bytes, bytes]]:
+    """The (module, name) of every import, in order; reads names only, never types (reading
+    some types aborts the process)."""
+    vec = ffi.wasm_importtype_vec_t()
+    ffi.wasmtime_module_imports(module.ptr(), byref(vec))
+    try:
+        out = []
+        for i in range(vec.size):
+            it = vec.data[i]
+            m = ffi.wasm_importtype_module(it).contents
+            n = ffi.wasm_importtype_name(it).contents
+            out.append((ctypes.string_at(m.data, m.size), ctypes.string_at(n.data, n.size)))
+        return out
+    finally:
+        ffi.wasm_importtype_vec_delete(byref(vec))
+
+
+def instantiate_async(s: _Store, module: wasmtime.Module, imports: Sequence[Any]) -> Any:
+    """``Engine.instantiate`` on an async store: through a linker holding exactly the imports."""
+    state = enable(s)
+    names = import_names(module)
+    if len(names) != len(imports):
+        raise exc.LinkError(f"the module has {len(names)} imports, {len(imports)} given")
+    linker = ffi.wasmtime_linker_new(s.engine.ptr())
+    try:
+        seen: dict[tuple[bytes, bytes], Any] = {}
+        with s.lock:
+            for (mod, name), handle in zip(names, imports, strict=True):
+                if (mod, name) in seen:
+                    if seen[(mod, name)] is not handle:
+                        raise exc.LinkError(
+                            f"import {mod.decode(errors='replace')}.{name.decode(errors='replace')}"
+                            ": one name imported twice with different values is not supported "
+                            "in an instance group that uses JSPI on wasmtime"
+                        )
+                    continue
+                seen[(mod, name)] = handle
+                item = handle.extern()
+                with map_exceptions(wt._LINK_ERRORS):
+                    wt._check_error(
+                        ffi.wasmtime_linker_define(
+                            linker, s.ctx, mod, len(mod), name, len(name), byref(item)
+                        )
+                    )
+            raw = ffi.wasmtime_instance_t()
+
+            def make(call: _Call) -> None:
+                call.default = exc.LinkError
+                future = ffi.wasmtime_linker_instantiate_async(
+                    linker, s.ctx, module.ptr(), byref(raw), byref(call.trap), byref(call.err)
+                )
+                call.start(future, module, raw)
+
+            _run_to_completion(s, state, make)
+        return raw
+    finally:
+        ffi.wasmtime_linker_delete(linker)
+
+
+async def call_promising(
+    s: _Store, func: _Func, type: FuncType, args: Sequence[EngineValue]
+) -> tuple[EngineValue, ...]:
+    """``Engine.call_promising``: drive one call future from the event loop."""
+    state = enable(s)
+    me = anyio.get_current_task().id
+    nested = bool(state.calls) and state.calls[-1].task == me
+    if nested:
+        # Made by the coroutine that this store's innermost suspended call awaits (same task):
+        # waiting for the store would wait for ourselves. The call is made, polled and deleted
+        # inside that call's host call (see _AsyncState.calls).
+        await anyio.lowlevel.checkpoint()
+        if not (state.calls and state.calls[-1].task == me and state.calls[-1].state == _AT_IMPORT):
+            raise exc.PythonRuntimeError("asyncwasm: the suspended call went away")
+    else:
+        while state.calls or state.waiters:
+            # One future per store: wait our turn (FIFO).
+            event = anyio.Event()
+            state.waiters.append(event)
+            try:
+                await event.wait()
+            finally:
+                if event in state.waiters:
+                    state.waiters.remove(event)
+            if not state.calls:
+                break
+    call = _Call(s, promising=True)
+    call.task = me
+    nresults = len(type.results)
+    with s.lock:
+        params, rooted = _params(s, type, args)
+        make = _call_maker(s, func, type, params)
+        if nested:
+            try:
+                _inside(state, len(state.calls) - 1, lambda: make(call))
+            except BaseException:
+                for i in range(rooted):
+                    wt._unroot(params[i])
+                raise
+        else:
+            make(call)
+    state.calls.append(call)
+    k = len(state.calls) - 1
+    try:
+        while True:
+            if call.state == _AT_IMPORT and call.pending is not None:
+                pending = call.pending
+                awaitable, pending.awaitable = pending.awaitable, None
+                if awaitable is not None:
+                    try:
+                        pending.results = await _await(awaitable)
+                    except Exception as error:
+                        pending.error = error
+            elif call.state == _AT_YIELD:
+                await anyio.lowlevel.checkpoint()  # time slice: let other tasks run
+            if call.state == _DONE:
+                break  # finished by a plain call that drove it on
+            with s.lock:
+                state.frames.append(True)
+                wt._tls.depth += 1
+                try:
+                    done = _poll_at(state, k)
+                finally:
+                    state.frames.pop()
+                    wt._tls.depth -= 1
+            if done:
+                break
+        with s.lock:
+            _finish(call)
+            return _results(s, call.results, nresults)
+    finally:
+        with s.lock:
+            try:
+                if call.future is not None:
+                    _delete_at(state, k)  # on cancellation too: safe, the store stays usable
+            finally:
+                call.delete()  # no-op unless routing failed
+                if call.pending is not None and call.pending.awaitable is not None:
+                    close_awaitable(call.pending.awaitable)  # cancelled before we awaited it
+                call.pending = None
+                del state.calls[k:]
+                for i in range(rooted):
+                    wt._unroot(params[i])
+                if wt._tls.depth == 0:
+                    wt._clear_thrown()
+        if not state.calls and state.waiters:
+            state.waiters.popleft().set()
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+# -- suspending host functions ----------------------------------------------------------------------
+
+_SUSPENDING: dict[int, tuple[weakref.ref[_Store], SuspendingStart, FuncType]] = {}
+_PENDING: dict[int, _Pending] = {}
+_pending_ids = itertools.count(1)
+
+
+def _suspend_error() -> exc.SuspendError:
+    return exc.SuspendError(
+        "a Suspending import was called with no promising call below it "
+        "(call the export through asyncwasm.promising)"
+    )
+
+
+def _write_results(pending: _Pending, values: Sequence[EngineValue]) -> None:
+    values = tuple(values)
+    t = pending.type
+    if len(values) != len(t.results):
+        raise TypeError(f"host function returned {len(values)} values for {len(t.results)} results")
+    s = pending.store
+    for i, value in enumerate(values):
+        wt._to_raw(s, s.ctx, t.results[i], value, pending.results_ptr[i])
+
+
+def _trap_with(trap_ret: Any, error: BaseException) -> None:
+    wt._tls.pending = error
+    trap_ret[0] = ctypes.cast(
+        wt._make_trap("asyncwasm: Python exception in host function"), POINTER(ffi.wasm_trap_t)
+    )
+
+
+def _raise_into_wasm(store: _Store, ctx: Any, trap_ret: Any, error: BaseException) -> None:
+    """Make the host call fail with ``error``: thrown as a wasm exception when it is a
+    ``WasmThrowable`` (an ``asyncwasm.Exception``: wasm may catch it), else as a trap that lets
+    ``error`` out of the outer call as the same object."""
+    if isinstance(error, WasmThrowable):
+        try:
+            trap = wt._throw(store, ctx, error, error.thrown)
+            trap_ret[0] = ctypes.cast(trap, POINTER(ffi.wasm_trap_t))
+            return
+        except BaseException as throw_error:
+            error = throw_error
+    _trap_with(trap_ret, error)
+
+
+def _continuation_py(env: int | None) -> bool:
+    pending = _PENDING.get(env or 0)
+    if pending is None:
+        return True
+    call = pending.call
+    if call is not None and call.routed is not None:
+        routed, call.routed = call.routed, None
+        routed()
+        return False
+    if pending.results is None and pending.error is None:
+        return False
+    try:
+        if pending.error is not None:
+            raise pending.error
+        _write_results(pending, pending.results or ())
+    except BaseException as error:
+        _raise_into_wasm(pending.store, pending.store.ctx, pending.trap_ret, error)
+    if call is not None:
+        call.pending = None
+    return True
+
+
+def _done_continuation_py(env: int | None) -> bool:
+    return True
+
+
+def _pending_finalizer_py(env: int | None, _table: dict[int, _Pending] = _PENDING) -> None:
+    # The table is bound at definition: at interpreter exit module globals may be gone.
+    _table.pop(env or 0, None)
+
+
+def _async_callback_py(
+    env: int | None, caller: Any, params: Any, nparams: int, results: Any, nresults: int,
+    trap_ret: Any, cont: Any,
+) -> None:  # fmt: skip
+    cont.contents.callback = _done_continuation
+    cont.contents.env = None
+    store: _Store | None = None
+    try:
+        entry = _SUSPENDING.get(env or 0)
+        store = entry[0]() if entry is not None else None
+        if entry is None or store is None:
+            raise exc.PythonRuntimeError(
+                "asyncwasm: host function called after its store was freed"
+            )
+        _ref, start, ftype = entry
+        state = store.aio
+        # The innermost promising call being polled: the one this import runs in.
+        call = None
+        if state is not None:
+            for candidate in reversed(state.calls):
+                if candidate.state == _RUNNING:
+                    call = candidate
+                    break
+        if (
+            state is None
+            or call is None
+            or not call.promising
+            or not state.frames
+            or not state.frames[-1]
+        ):
+            raise _suspend_error()
+        ctx = ffi.wasmtime_caller_context(caller)
+        args = [wt._from_raw(store, ctx, params[i]) for i in range(nparams)]
+        state.frames.append(False)  # start() runs Python: nothing below may suspend
+        try:
+            out = start(*args)
+        finally:
+            state.frames.pop()
+        if not inspect.isawaitable(out):
+            pending = _Pending(store, None, ftype, results, trap_ret)  # type: ignore[arg-type]
+            _write_results(pending, out)
+            return
+        pending = _Pending(store, out, ftype, results, trap_ret)
+        pending.call = call
+        key = next(_pending_ids)
+        _PENDING[key] = pending
+        call.pending = pending
+        cont.contents.callback = _continuation
+        cont.contents.env = key
+        cont.contents.finalizer = _pending_finalizer
+    except BaseException as error:
+        if store is None:
+            _trap_with(trap_ret, error)
+        else:
+            _raise_into_wasm(store, ffi.wasmtime_caller_context(caller), trap_ret, error)
+
+
+def _suspending_finalizer_py(env: int | None, _table: dict[int, Any] = _SUSPENDING) -> None:
+    _table.pop(env or 0, None)
+
+
+def _immortal(callback: Any) -> Any:
+    """Keep a C callback alive until the process ends. A store can outlive this module's globals
+    at interpreter exit, and deleting it calls the finalizers it holds: a freed callback there is
+    a jump into freed memory (measured: SIGSEGV at exit)."""
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(callback))
+    return callback
+
+
+_continuation: Final[Any] = _immortal(
+    ffi.wasmtime_func_async_continuation_callback_t(_continuation_py)
+)
+_done_continuation: Final[Any] = _immortal(
+    ffi.wasmtime_func_async_continuation_callback_t(_done_continuation_py)
+)
+_FINALIZER_T: Final[Any] = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_pending_finalizer: Final[Any] = _immortal(_FINALIZER_T(_pending_finalizer_py))
+_suspending_finalizer: Final[Any] = _immortal(_FINALIZER_T(_suspending_finalizer_py))
+_async_callback: Final[Any] = _immortal(ffi.wasmtime_func_async_callback_t(_async_callback_py))
+
+
+def func_new_suspending(s: _Store, type: FuncType, start: SuspendingStart) -> Any:
+    """``Engine.func_new_suspending``: an async host function, made in ``s`` through a
+    throwaway linker (the C API defines async functions on linkers only)."""
+    enable(s)
+    functype = wt._functype(type)
+    env = next(wt._ids)
+    name = str(env).encode()
+    linker = ffi.wasmtime_linker_new(s.engine.ptr())
+    try:
+        _SUSPENDING[env] = (weakref.ref(s), start, type)
+        try:
+            wt._check_error(
+                ffi.wasmtime_linker_define_async_func(
+                    linker,
+                    b"asyncwasm",
+                    9,
+                    name,
+                    len(name),
+                    functype,
+                    _async_callback,
+                    env,
+                    _suspending_finalizer,
+                )
+            )
+        except BaseException:
+            _SUSPENDING.pop(env, None)
+            raise
+        item = ffi.wasmtime_extern_t()
+        with s.lock:
+            if not ffi.wasmtime_linker_get(
+                linker, s.ctx, b"asyncwasm", 9, name, len(name), byref(item)
+            ):
+                raise exc.PythonRuntimeError("asyncwasm: wasmtime lost an async host function")
+        return wt._Func(s, item.of.func)
+    finally:
+        ffi.wasmtime_linker_delete(linker)
+        ffi.wasm_functype_delete(functype)
