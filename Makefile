@@ -15,7 +15,7 @@ LINT_PATHS   := asyncwasm tests examples benchmarks tools
 # The public-API tests: all of tests/ but the spec-suite and JS API conformance suites.
 API_TESTS    := --ignore=tests/spec --ignore=tests/jsapi
 
-.PHONY: demo test lint test-wasmer test-wasmtime test-py312 test-py313 bench conformance \
+.PHONY: demo test lint test-wasmer test-wasmtime test-py312 test-py313 bench conformance fuzz \
 	refresh-spec-suite install clean
 
 install: $(WASMER_ENV)/.installed $(WASMTIME_ENV)/.installed \
@@ -88,7 +88,17 @@ test: $(WASMER_ENV)/.installed $(WASMTIME_ENV)/.installed
 	for leg in test-wasmer test-wasmtime test-py312 test-py313; do \
 	  $(MAKE) --no-print-directory $$leg || status=1; \
 	done; \
+	$(MAKE) --no-print-directory fuzz FUZZ_COUNT=300 || status=1; \
 	$(WASMTIME_ENV)/bin/python tools/test_summary.py --lint $$lint $(LEGS) || status=1; \
+	exit $$status
+
+# Mutation fuzzing of validate/Module/compile/compile_streaming (tools/fuzz.py), per engine.
+# `make test` runs 300 inputs each (seconds); `make fuzz` 20,000 (a minute or two each).
+FUZZ_COUNT ?= 20000
+fuzz: $(WASMER_ENV)/.installed $(WASMTIME_ENV)/.installed
+	@status=0; \
+	PATH="$(CURDIR)/$(WASMTIME_ENV)/bin:$$PATH" $(WASMER_ENV)/bin/python tools/fuzz.py --engine wasmer --count $(FUZZ_COUNT) || status=1; \
+	$(WASMTIME_ENV)/bin/python tools/fuzz.py --engine wasmtime --count $(FUZZ_COUNT) || status=1; \
 	exit $$status
 
 bench: install

@@ -8,7 +8,6 @@ from ._binary import ModuleInfo
 from ._context import RuntimeBase, StoreCell, StoreContext, context_for
 from ._decode import decode_for_engine
 from ._engines._base import ModuleHandle
-from ._exceptions import CompileError
 from ._source import copy_buffer_source
 from ._types import ExternKind, ExternType
 
@@ -20,7 +19,6 @@ __all__ = [
     "check_module",
     "module_from_parts",
     "parts_of",
-    "validate",
 ]
 
 
@@ -69,6 +67,11 @@ class Module:
         wasm = copy_buffer_source(source)
         context = context_for(runtime)
         engine = context.engine
+        lookup = context.cached_compilation
+        cached = lookup(wasm) if lookup is not None else None
+        if cached is not None:  # compiled by validate() or compile() already
+            self._parts = ModuleParts(context, *cached)
+            return
         info = decode_for_engine(wasm, engine)
         cell = context.store() if engine.module_needs_store else None
         handle = engine.compile(cell.handle if cell is not None else None, wasm)
@@ -121,18 +124,3 @@ def parts_of(module: object) -> ModuleParts:
 def check_module(module: object) -> None:
     if not isinstance(module, Module):
         raise TypeError(f"expected an asyncwasm.Module, not {type(module).__name__}")
-
-
-def validate(source: object, *, runtime: RuntimeBase | None = None) -> bool:
-    """Whether ``source`` holds a valid WebAssembly module (JS ``WebAssembly.validate``).
-
-    ``source`` is any buffer-protocol object (``TypeError`` otherwise). Synchronous: validation
-    does not compile.
-    """
-    wasm = copy_buffer_source(source)
-    engine = context_for(runtime).engine
-    try:
-        decode_for_engine(wasm, engine)
-    except CompileError:
-        return False
-    return engine.validate(wasm) is None
