@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -74,7 +74,7 @@ async def test_stdin_from_an_async_iterable_waits_without_blocking_the_loop(
     release = anyio.Event()
     reads_started = anyio.Event()
 
-    async def source() -> AsyncIterator[bytes]:
+    async def source() -> AsyncIterator[bytes | bytearray]:
         yield b"first "
         reads_started.set()
         await release.wait()  # only another task on the loop can set this
@@ -140,7 +140,7 @@ async def test_one_import_object_serves_start_and_start_async(
 async def test_async_sources_need_start_async(
     runtime: asyncwasm.Runtime, wasitest_wasm: bytes
 ) -> None:
-    async def source() -> AsyncIterator[bytes]:
+    async def source() -> AsyncGenerator[bytes, None]:
         yield b"never read"
 
     async def sink(data: bytes) -> None:
@@ -198,7 +198,7 @@ async def test_cancelling_a_waiting_program(start: Start) -> None:
     """A program waiting for stdin that never comes is cancelled like any task: the cancel
     scope ends it at its pending read."""
 
-    async def never() -> AsyncIterator[bytes]:
+    async def never() -> AsyncGenerator[bytes, None]:
         await anyio.sleep_forever()
         yield b""  # pragma: no cover
 
