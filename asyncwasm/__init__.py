@@ -41,13 +41,15 @@ from ._function import Function
 from ._global import Global
 from ._instance import Exports, Instance, InstantiatedSource
 from ._jspi import Suspending, promising
+from ._limits import Limits
 from ._memory import Memory
 from ._module import Module, ModuleExportDescriptor, ModuleImportDescriptor
 from ._runtime import Runtime
 from ._table import Table
 from ._tag import Exception as Exception
 from ._tag import Tag
-from ._types import FuncType, GlobalType, Limits, MemoryType, TableType, TagType
+from ._types import FuncType, GlobalType, MemoryType, TableType, TagType
+from ._types import Limits as TypeLimits
 
 __all__ = [
     "CacheInfo",
@@ -78,6 +80,7 @@ __all__ = [
     "Tag",
     "TagType",
     "TrapKind",
+    "TypeLimits",
     "WebAssemblyError",
     "__version__",
     "compile",
