@@ -382,6 +382,9 @@ async def compile_async(
     """
     service = service_for(runtime)
     service.check_open()
+    capped = service.context.prepare(wasm)
+    if capped is not wasm:  # Limits written into the bytes: other bytes, other cache keys
+        wasm, digest, info = capped, None, None
     check_size(wasm)
     check_counts(wasm)  # a count bomb fails here, before any thread or process is involved
     if digest is None:
