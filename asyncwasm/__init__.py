@@ -96,6 +96,6 @@ __all__ = [
 # The public classes say they come from the package, not from private modules.
 for _name in (*__all__, "RuntimeError", "Exception"):
     _obj = globals()[_name]
-    if isinstance(_obj, type):
+    if isinstance(_obj, type) and _obj.__name__ == _name:  # not aliases (TypeLimits): pickle
         _obj.__module__ = __name__
 del _name, _obj

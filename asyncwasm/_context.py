@@ -21,13 +21,17 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Hashable
+from dataclasses import replace
 from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 
 from ._binary import ModuleInfo
 from ._caps import cap_module
 from ._engines import Engine, EngineFeatures, get_engine
 from ._engines._base import ExternHandle, FuncHandle, ModuleHandle, StoreHandle, TagHandle
+from ._exceptions import RangeError
 from ._limits import Limits
+from ._types import Limits as TypeLimits
+from ._types import MemoryType
 
 __all__ = [
     "RuntimeBase",
@@ -122,6 +126,18 @@ class StoreContext:
         if limits is None or not self.engine.caps_in_module:
             return wasm
         return cap_module(wasm, limits.memory_pages, limits.table_elements)
+
+    def host_memory_type(self, mtype: MemoryType) -> MemoryType:
+        """The type to create a memory of from Python with: on an engine without store limits,
+        ``Limits.memory`` becomes its maximum (``RangeError`` when it starts larger)."""
+        limits = self.limits
+        cap = None if limits is None else limits.memory_pages
+        if cap is None or not self.engine.caps_in_module:
+            return mtype
+        first, last = mtype.limits.minimum, mtype.limits.maximum
+        if first > cap:
+            raise RangeError(f"a memory of {first} pages is over the limit of {cap} pages")
+        return replace(mtype, limits=TypeLimits(first, cap if last is None else min(last, cap)))
 
     def store(self) -> StoreCell:
         """The current store, made anew when nothing holds the previous one."""

@@ -177,6 +177,30 @@ class Runtime(RuntimeBase):
     def __repr__(self) -> str:
         return f"<asyncwasm.Runtime engine={self.engine!r} version={self._engine.version!r}>"
 
+    def with_limits(self, limits: Limits | None) -> Runtime:
+        """A runtime for another tenant: the same engine and options, its own store and
+        ``limits``, sharing this runtime's in-memory compile cache, so that a module compiled
+        for one tenant is not compiled again for the next (and its on-disk cache, if any).
+
+        On wasmtime, fuel is an engine setting: runtimes with ``Limits.fuel`` use the fuel
+        engine, so tenants with and without fuel don't share compiled code (tenants with
+        different fuel amounts do). On wasmer, memory and table caps are written into the
+        module (``Limits.memory``/``table_elements``): tenants with the same caps share
+        compiled code, tenants with different caps don't.
+        """
+        compiler = self._compiler
+        runtime = Runtime(
+            self.engine,
+            max_workers=compiler.max_workers,
+            cache_size=compiler.memory_cache.max_size,
+            cache_dir=self.cache_dir,
+            compile_timeout=compiler.compile_timeout,
+            limits=limits,
+        )
+        if runtime._engine is self._engine:  # never an engine module into another engine
+            runtime._compiler.memory_cache = compiler.memory_cache
+        return runtime
+
     # -- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> Runtime:
         self._compiler.check_open()
