@@ -161,16 +161,16 @@ class Interrupts:
         """A wasm call (or instantiation) on this store starts: the ticker must run, and a call
         from Python (``fresh``, not nested in another call on the store) gets its limits anew:
         a full ``fuel`` budget and a ``timeout`` deadline from now. Pair with ``end``."""
-        _ACTIVE.append(None)
-        if not _TICKER.running:
-            _TICKER.wake()
-        if fresh and not self.depth:
+        if fresh and not self.depth:  # first: nothing to undo when this raises
             if self.fuel is not None:
                 _check(ffi.wasmtime_context_set_fuel(ctx, self.fuel))
             if self.timeout is not None:
                 self.state.deadline = time.monotonic() + self.timeout
                 self.state.timed_out = False
         self.depth += 1
+        _ACTIVE.append(None)
+        if not _TICKER.running:
+            _TICKER.wake()
 
     def end(self) -> None:
         self.depth -= 1
