@@ -34,7 +34,7 @@ class Limits:
     - ``fuel``: engine units (about one per wasm instruction) per exported call, counted afresh
       for each call from Python; running out traps with ``RuntimeError(trap="out_of_fuel")``.
     - ``timeout``: seconds of wall clock per exported call; running out traps with
-      ``RuntimeError(trap="timeout")``. It is checked while wasm runs (every 2 ms on wasmtime),
+      ``RuntimeError(trap="timeout")``. It is checked while wasm runs (every 10 ms on wasmtime),
       so a synchronous call cannot hold the event loop much past it; for a promising call the
       time suspended at imports counts too, and the call stops when it next runs wasm.
 
