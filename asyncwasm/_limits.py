@@ -27,7 +27,8 @@ class Limits:
 
     - ``memory``: bytes per linear memory. wasm's ``memory.grow`` past it returns -1,
       ``Memory.grow`` from Python raises ``RangeError``, and instantiating a module whose memory
-      starts larger raises ``RangeError``.
+      starts larger raises ``RangeError``. On wasmtime it bounds the GC heap too (the store
+      limiter bounds both); on wasmer, memories created from Python get it as their maximum.
     - ``table_elements``: the same for the elements of each table.
     - ``instances``: live ``Instance`` objects of the runtime; the next ``Instance()`` raises
       ``RangeError``.

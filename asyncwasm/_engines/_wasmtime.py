@@ -247,7 +247,7 @@ _EXTERN_OWNERS: dict[int, weakref.ref[_Store]] = {}  # externref data id -> its 
 # wasmtime's C API has no GC heap setting, but its store limiter bounds every growth of a linear
 # memory *and of the GC heap* by ``memory_size``. Unbounded, a 3 KB module whose global
 # initialiser allocates a 3e9-element GC array took 2.8 GiB and 6 s before trapping. So every
-# store gets this default (``Limits(memory=...)``, where given, belongs in the same limiter):
+# store gets this default (``Limits(memory=...)`` lowers it, in the same limiter: see ``_Store``):
 # 2 GiB, the memory32 limit browsers long had. The price: a linear memory can't grow past 2 GiB
 # (32,768 pages) on wasmtime either, where JS allows 4 GiB; wasmtime's C API offers no way to
 # bound the GC heap alone.
