@@ -232,6 +232,7 @@ class _Arming:
         # key 3 for data (the error) means "stop". Every resumption may run signal handlers.
         position = key = 0
         stop = False
+        delta = 1
         while True:
             item = None
             try:
@@ -245,16 +246,18 @@ class _Arming:
                 key = 2
             elif position == 2:
                 state = self.state
-                if not stop and time.monotonic() >= state.deadline:
+                remaining = state.deadline - time.monotonic()
+                if not stop and remaining <= 0:
                     state.timed_out = True  # the call's error path raises the timeout trap
                     stop = True
+                delta = _next_delta(state, remaining)
                 key = 3 if stop and not self.used else 0
                 if key:  # the error is handed to wasmtime, which frees it
                     self.used = True
             else:
                 key = 0
                 if position == 3 and item:
-                    item[0] = 1  # the next deadline: one tick on
+                    item[0] = delta  # the next deadline, in ticks from now
                 elif position == 4 and item and self.state.slicing:
                     item[0] = _YIELD  # a promising call: back to the event loop (JSPI)
             position = (position + 1) % 5
@@ -263,6 +266,22 @@ class _Arming:
 
 
 _YIELD: Final = 1  # WASMTIME_UPDATE_DEADLINE_YIELD
+
+IDLE_DELTA: Final = 5
+"""Ticks between two callbacks of a store that neither slices nor nears a deadline: Ctrl-C
+then stops a call within ~50 ms. Every callback enters Python (the GIL, which the ticker
+thread has just taken too: on a loaded machine a thread that waits for it loses its CPU), so
+fewer is cheaper: one per tick cost a tight loop ~25% on a loaded 2-core machine."""
+
+
+def _next_delta(state: CallState, remaining: float) -> int:
+    """Ticks until this store's next callback: every tick while slicing (JSPI), about when
+    the deadline falls while it is near, else ``IDLE_DELTA``."""
+    if state.slicing:
+        return 1
+    if remaining == math.inf:
+        return IDLE_DELTA
+    return max(1, min(IDLE_DELTA, int(remaining / EpochTicker.SLOW_TICK)))
 
 # The exact ctypes function types the binding declares (ctypes accepts no look-alike).
 _DEADLINE_CALLBACK: Final = _bindings._wasmtime_store_epoch_deadline_callback.argtypes[1]
