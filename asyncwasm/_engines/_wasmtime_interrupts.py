@@ -283,6 +283,7 @@ def _next_delta(state: CallState, remaining: float) -> int:
         return IDLE_DELTA
     return max(1, min(IDLE_DELTA, int(remaining / EpochTicker.SLOW_TICK)))
 
+
 # The exact ctypes function types the binding declares (ctypes accepts no look-alike).
 _DEADLINE_CALLBACK: Final = _bindings._wasmtime_store_epoch_deadline_callback.argtypes[1]
 _FINALIZER: Final = _bindings._wasmtime_store_epoch_deadline_callback.argtypes[3]
