@@ -3,10 +3,10 @@ deadline callback per store.
 
 Python runs a signal handler only between bytecodes of the main thread, so SIGINT would wait for
 a long wasm call to end. The engine is configured with epoch interruption (``_wasmtime``'s
-``_CONFIG``); while wasm runs, a daemon thread advances the epoch every ``EpochTicker.TICK``
-seconds, and every store has a deadline callback (``Interrupts``) that runs, back in Python on
-the thread running wasm, at each tick. There: pending signal handlers run, and a
-``KeyboardInterrupt`` they raise stops the wasm call (the engine raises it once the call has
+``_CONFIG``); while wasm runs, a daemon thread advances the epoch every few milliseconds
+(``EpochTicker``), and every store has a deadline callback (``Interrupts``) that runs, back in
+Python on the thread running wasm, every few ticks (``_next_delta``). There: pending signal
+handlers run, and a ``KeyboardInterrupt`` they raise stops the wasm call (the engine raises it once the call has
 unwound); a call past its ``Limits.timeout`` deadline is stopped (``trap="timeout"``); and a
 promising call driven from the event loop yields to it (``CallState.slicing``).
 
@@ -41,7 +41,7 @@ class EpochTicker:
     Python runs a signal handler only between bytecodes of the main thread, so SIGINT would wait
     for a long wasm call to end. The engine is configured with epoch interruption; a daemon
     thread advances the epoch, and every store has a deadline callback (``Interrupts``) that
-    runs, back in Python on the thread running wasm, at each tick: pending signal handlers run
+    runs, back in Python on the thread running wasm, every few ticks: pending signal handlers run
     there, and a ``KeyboardInterrupt`` they raise stops the wasm call and comes out of it as is.
     The same callback enforces ``Limits.timeout`` and makes promising calls yield to the event
     loop (JSPI time slicing): one epoch mechanism for everything, and no fuel by default.
