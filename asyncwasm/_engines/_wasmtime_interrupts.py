@@ -56,7 +56,7 @@ class EpochTicker:
     entry (``benchmarks/bench_limits.py``), plus one callback per store per tick.
     """
 
-    TICK: Final = 0.002
+    TICK: Final = 0.001
     """Seconds between ticks while a promising call runs (JSPI time slicing wants them short)."""
     SLOW_TICK: Final = 0.01
     """Seconds between ticks while only other calls run (Ctrl-C, timeouts): each tick wakes a
@@ -82,6 +82,9 @@ class _Ticker:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.running = False
+        # Set by every poll of a slicing store: between two polls (the event loop's turn) no
+        # call may be running, and the next tick must still come soon.
+        self.slicing_seen = False
         os.register_at_fork(after_in_child=self._after_fork)
 
     def wake(self) -> None:
@@ -94,7 +97,8 @@ class _Ticker:
         idle_ticks = int(EpochTicker.LINGER / EpochTicker.SLOW_TICK)
         idle = 0
         while True:
-            slicing = any(state.slicing for state in list(_ACTIVE))
+            slicing = self.slicing_seen or any(state.slicing for state in list(_ACTIVE))
+            self.slicing_seen = False
             time.sleep(EpochTicker.TICK if slicing else EpochTicker.SLOW_TICK)
             for engine in _ENGINES:
                 ffi.wasmtime_engine_increment_epoch(engine)
@@ -176,6 +180,8 @@ class Interrupts:
                 self.state.timed_out = False
         self.depth += 1
         _ACTIVE.append(self.state)
+        if self.state.slicing:
+            _TICKER.slicing_seen = True
         if not _TICKER.running:
             _TICKER.wake()
 
