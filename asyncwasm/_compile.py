@@ -45,7 +45,7 @@ import threading
 import weakref
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import anyio
 import anyio.from_thread
@@ -392,6 +392,9 @@ async def compile_async(
     """
     service = service_for(runtime)
     service.check_open()
+    capped = service.context.prepare(wasm)
+    if capped is not wasm:  # Limits written into the bytes: other bytes, other cache keys
+        wasm, digest, info = capped, None, None
     check_size(wasm)
     check_counts(wasm)  # a count bomb fails here, before any thread or process is involved
     if digest is None:
@@ -481,9 +484,11 @@ async def _run_work(
     timeout = None if service.context.engine.compile_in_process else service.compile_timeout
     try:
         with anyio.move_on_after(timeout if timeout is not None else math.inf) as scope:
-            await anyio.to_thread.run_sync(
-                _work, service, flight, wasm, info, abandon_on_cancel=True
-            )
+            # The arguments travel in a list the thread empties: an idle anyio worker thread
+            # keeps its last job's arguments until its next job, which would keep a forgotten
+            # runtime's service (and its worker processes) alive.
+            job: list[object] = [service, flight, wasm, info]
+            await anyio.to_thread.run_sync(_work_job, job, abandon_on_cancel=True)
         if scope.cancelled_caught:
             with flight.lock:
                 if flight.state != _FINISHED:
@@ -559,6 +564,17 @@ def _unwrap(flight: _Flight) -> Compiled:
         raise CompileError(f"the compiler process was killed: {outcome}") from outcome
     assert isinstance(outcome, BaseException)
     raise outcome
+
+
+def _work_job(job: list[object]) -> None:
+    service, flight, wasm, info = job
+    job.clear()
+    _work(
+        cast(CompileService, service),
+        cast(_Flight, flight),
+        cast(bytes, wasm),
+        cast("ModuleInfo | None", info),
+    )
 
 
 def _work(service: CompileService, flight: _Flight, wasm: bytes, info: ModuleInfo | None) -> None:

@@ -64,8 +64,8 @@ class Module:
     _parts: ModuleParts
 
     def __init__(self, source: object, *, runtime: RuntimeBase | None = None) -> None:
-        wasm = copy_buffer_source(source)
         context = context_for(runtime)
+        wasm = context.prepare(copy_buffer_source(source))
         engine = context.engine
         lookup = context.cached_compilation
         cached = lookup(wasm) if lookup is not None else None

@@ -66,6 +66,7 @@ from typing import Any, Final, Literal, TypeVar
 import wasmer
 import wasmer_compiler_cranelift
 
+from .._caps import cap_module
 from .._exceptions import (
     CompileError,
     LinkError,
@@ -75,7 +76,8 @@ from .._exceptions import (
     TrapKind,
     shorten,
 )
-from .._types import FuncType, GlobalType, MemoryType, TableType, TagType
+from .._limits import Limits
+from .._types import MAX_TABLE_LENGTH, FuncType, GlobalType, MemoryType, TableType, TagType
 from . import _wasmer_async as _async
 from ._base import (
     Engine,
@@ -476,10 +478,19 @@ def _has_tags(wasm: bytes) -> bool:
 # -- the engine -----------------------------------------------------------------------------
 
 
+def _fenced(wasm: bytes) -> bytes:
+    """The bytes wasmer compiles: every table the module defines gets a maximum of at most
+    ``MAX_TABLE_LENGTH`` (the JS API's limit), because wasm ``table.grow`` by 2**31 on a table
+    without one aborts the process ("memory allocation failed"). Declared types, as Python sees
+    them, come from asyncwasm's decoding of the original bytes and are unchanged."""
+    return cap_module(bytes(wasm), None, MAX_TABLE_LENGTH)
+
+
 class WasmerEngine(Engine):
     name = ENGINE_NAME
     module_needs_store = True
     compile_in_process = True
+    caps_in_module = True
 
     def __init__(self) -> None:
         self.features = EngineFeatures(
@@ -512,6 +523,7 @@ class WasmerEngine(Engine):
                     "universal",
                     str(wasmer.target.Triple.host()),
                     _cpu_fingerprint(),
+                    "tables-capped",  # see _fenced
                 ]
             )
         return self._cache_key
@@ -536,7 +548,7 @@ class WasmerEngine(Engine):
 
     def compile(self, store: StoreHandle | None, wasm: bytes) -> WasmerModule:
         store = _store(store)
-        wasm = bytes(wasm)
+        wasm = _fenced(wasm)
         if _has_tags(wasm):
             raise CompileError(_TAG_REFUSAL)
         with _G_COMPILE:
@@ -556,7 +568,7 @@ class WasmerEngine(Engine):
 
     @staticmethod
     def compile_artifact(wasm: bytes) -> bytes:
-        wasm = bytes(wasm)
+        wasm = _fenced(wasm)
         if _has_tags(wasm):
             raise CompileError(_TAG_REFUSAL)
         store = _new_wasmer_store()
@@ -566,7 +578,8 @@ class WasmerEngine(Engine):
             return bytes(module.serialize())
 
     # -- stores and instances ---------------------------------------------------------------
-    def new_store(self) -> WasmerStore:
+    def new_store(self, limits: Limits | None = None) -> WasmerStore:
+        # Limits are written into the modules (see _caps) and counted by the runtime.
         return WasmerStore()
 
     def instantiate(
