@@ -59,7 +59,7 @@ import ctypes
 import hashlib
 import platform
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from types import TracebackType
 from typing import Any, Final, Literal, TypeVar
 
@@ -702,6 +702,29 @@ class WasmerEngine(Engine):
         if n == 1:
             return (out,)
         return tuple(out)
+
+    def prepare_call(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType
+    ) -> Callable[..., EngineValue]:
+        # The thinnest path through wasmer's export object: ``call``'s checks done once here,
+        # the thread check (wasmer objects are thread-affine) and the guard on every call.
+        wfunc = _affine(func, WasmerFunc, "function")
+        _check_value_types(type.params)
+        _check_value_types(type.results)
+        inner, thread, check = wfunc.inner, wfunc._thread, _G_CALL.check
+        several = len(type.results) > 1
+
+        def caller(*args: EngineValue) -> EngineValue:
+            if _get_ident() != thread:
+                raise NotSupportedError(ENGINE_NAME, _THREAD_CAPABILITY)
+            try:
+                out = inner(*args)
+            except BaseException as exc:
+                check(exc)
+                raise
+            return tuple(out) if several else out
+
+        return caller
 
     def func_key(self, func: FuncHandle) -> Hashable:
         # Handles are made once per host function and once per instance export (cached), so
