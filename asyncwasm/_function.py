@@ -87,7 +87,15 @@ class Function(StoreObject[FuncType | None], kind="function"):
         context = self._context
         check_boundary_types(t.params, context.features, "this function's signature")
         check_boundary_types(t.results, context.features, "this function's signature")
-        caller = context.engine.prepare_call(self._cell.handle, handle_of(self, FuncHandle), t)
+        engine, store, func = context.engine, self._cell.handle, handle_of(self, FuncHandle)
+        try:
+            caller = engine.prepare_call(store, func, t)
+        except Exception:
+            # What the engine refuses (a value type it can't pass: NotSupportedError) is raised
+            # by each call, after the arguments were converted, as an unprepared call did.
+            def caller(*args: object) -> object:
+                return engine.prepare_call(store, func, t)(*args)
+
         cell = self._cell
 
         def uncaught(error: UncaughtWasmException) -> BaseException:
