@@ -65,6 +65,7 @@ from typing import Any, Final, Literal, TypeVar
 
 import wasmer
 import wasmer_compiler_cranelift
+from greenlet import getcurrent
 
 from .._exceptions import (
     CompileError,
@@ -630,7 +631,18 @@ class WasmerEngine(Engine):
 
     # -- functions -------------------------------------------------------------------------
     def func_new(self, store: StoreHandle, type: FuncType, fn: HostCallable) -> WasmerFunc:
-        return self._func_new(store, type, _async.plain_host(fn))
+        # Outside a promising call (the usual case) ``fn`` is called directly; inside one, through
+        # ``plain_host``, which keeps what it calls from suspending (see _wasmer_async).
+        guarded = _async.plain_host(fn)
+        promising = _async.PromisingGreenlet
+
+        def host(*args: Any) -> Sequence[EngineValue]:
+            if getcurrent().__class__ is promising:
+                out: Sequence[EngineValue] = guarded(*args)
+                return out
+            return fn(*args)
+
+        return self._func_new(store, type, host, fn)
 
     # -- JSPI (_wasmer_async: greenlets) ---------------------------------------------------
     def func_new_suspending(
@@ -644,31 +656,56 @@ class WasmerEngine(Engine):
         wfunc = _affine(func, WasmerFunc, "function")
         return await _async.call_promising(lambda: self.call(store, wfunc, type, args))
 
-    def _func_new(self, store: StoreHandle, type: FuncType, fn: HostCallable) -> WasmerFunc:
+    def _func_new(
+        self,
+        store: StoreHandle,
+        type: FuncType,
+        fn: HostCallable,
+        direct: HostCallable | None = None,
+    ) -> WasmerFunc:
+        """A wasmer function of ``type`` calling ``fn``; ``direct``: what ``fn`` calls when no
+        promising call is running (a plain host function), called without ``fn``'s frame."""
         store = _store(store)
         _check_value_types(type.params)
         _check_value_types(type.results)
         nresults = len(type.results)
 
-        def trampoline(*args: Any) -> Any:
-            try:
-                out = fn(*args)
-                if nresults == 0:
-                    if out is not None and len(out) != 0:
-                        raise builtins.TypeError(
-                            f"host function of type {type} returned {len(out)} values, expected 0"
-                        )
-                    return None
-                values = tuple(out)
-                if len(values) != nresults:
-                    raise builtins.TypeError(
-                        f"host function of type {type} returned {len(values)} values, "
-                        f"expected {nresults}"
-                    )
-                return values[0] if nresults == 1 else values
-            except BaseException as exc:
-                _host.exc = exc
-                raise
+        def mismatch(out: Any) -> BaseException:
+            return builtins.TypeError(
+                f"host function of type {type} returned {len(out)} values, expected {nresults}"
+            )
+
+        if direct is not None and nresults == 1:
+            # The hot case, a plain host function with one result: one frame, no tuple.
+            promising = _async.PromisingGreenlet
+
+            def trampoline(*args: Any) -> Any:
+                try:
+                    inside = getcurrent().__class__ is promising
+                    out = fn(*args) if inside else direct(*args)
+                    if len(out) != 1:
+                        raise mismatch(out)
+                    return out[0]
+                except BaseException as exc:
+                    _host.exc = exc
+                    raise
+
+        else:
+
+            def trampoline(*args: Any) -> Any:
+                try:
+                    out = fn(*args)
+                    if nresults == 0:
+                        if out is not None and len(out) != 0:
+                            raise mismatch(out)
+                        return None
+                    values = tuple(out)
+                    if len(values) != nresults:
+                        raise mismatch(values)
+                    return values[0] if nresults == 1 else values
+                except BaseException as exc:
+                    _host.exc = exc
+                    raise
 
         with _G_OTHER:
             ftype = wasmer.FunctionType(
