@@ -308,7 +308,7 @@ class WasmerModule(_Affine, ModuleHandle):
 class WasmerInstance(_Affine, InstanceHandle):
     """An instance; keeps its store, module and every import handle alive (see module doc)."""
 
-    __slots__ = ("_exports", "imports", "module", "store")
+    __slots__ = ("_exports", "imports", "keep", "module", "store")
 
     def __init__(
         self, inner: Any, store: WasmerStore, module: WasmerModule, imports: tuple[Any, ...]
@@ -317,15 +317,20 @@ class WasmerInstance(_Affine, InstanceHandle):
         self.store = store
         self.module = module
         self.imports = imports
+        # What the export handles hold to keep the instance's code and imports alive: not the
+        # handle itself, which caches them (a cycle would leave every instance to the cycle
+        # collector).
+        self.keep = (inner, store, module, imports)
         self._exports: list[Any] | None = None
 
 
 class _Extern(_Affine):
-    """An extern. ``owner``: the instance handle (for exports) keeping the imports alive."""
+    """An extern. ``owner``: for exports, what keeps the instance and its imports alive (its
+    ``keep``)."""
 
     __slots__ = ("owner", "store")
 
-    def __init__(self, inner: Any, store: WasmerStore, owner: WasmerInstance | None) -> None:
+    def __init__(self, inner: Any, store: WasmerStore, owner: object) -> None:
         super().__init__(inner)
         self.store = store
         self.owner = owner
@@ -337,7 +342,7 @@ class WasmerFunc(_Extern, FuncHandle):
     __slots__ = ("type",)
 
     def __init__(
-        self, inner: Any, store: WasmerStore, owner: WasmerInstance | None, type: FuncType | None
+        self, inner: Any, store: WasmerStore, owner: object, type: FuncType | None
     ) -> None:
         super().__init__(inner, store, owner)
         self.type = type
@@ -351,7 +356,7 @@ class WasmerGlobal(_Extern, GlobalHandle):
     __slots__ = ("value_type",)
 
     def __init__(
-        self, inner: Any, store: WasmerStore, owner: WasmerInstance | None, value_type: str | None
+        self, inner: Any, store: WasmerStore, owner: object, value_type: str | None
     ) -> None:
         super().__init__(inner, store, owner)
         self.value_type = value_type
@@ -615,13 +620,13 @@ class WasmerEngine(Engine):
                 for name in instance.module.export_names:
                     obj = by_name[name]
                     if isinstance(obj, wasmer.Function):
-                        handles.append(WasmerFunc(obj, store, instance, None))
+                        handles.append(WasmerFunc(obj, store, instance.keep, None))
                     elif isinstance(obj, wasmer.Memory):
-                        handles.append(WasmerMemory(obj, store, instance))
+                        handles.append(WasmerMemory(obj, store, instance.keep))
                     elif isinstance(obj, wasmer.Global):
-                        handles.append(WasmerGlobal(obj, store, instance, None))
+                        handles.append(WasmerGlobal(obj, store, instance.keep, None))
                     elif isinstance(obj, wasmer.Table):
-                        handles.append(WasmerTable(obj, store, instance))
+                        handles.append(WasmerTable(obj, store, instance.keep))
                     else:  # pragma: no cover - wasmer 1.1 has no other extern kinds
                         raise NotSupportedError(
                             ENGINE_NAME, f"exports of kind {type(obj).__name__}"
