@@ -31,7 +31,7 @@ from _common import Figure, driver_main
 
 import asyncwasm
 
-REPEATS = 7
+REPEATS = 30
 HOST_LOOP = 20_000
 _KEEP: list[object] = []
 
@@ -123,7 +123,8 @@ def _per_op(fn: Callable[[], object], n: int) -> float:
 def _side_by_side(
     ours: Callable[[], object], raw: Callable[[], object], n: int, ops: int = 1
 ) -> tuple[float, float]:
-    """Best-of-``REPEATS`` microseconds per op for ``ours`` and ``raw``, interleaved."""
+    """Best-of-``REPEATS`` microseconds per op for ``ours`` and ``raw``, interleaved (many short
+    rounds: on a loaded machine the best round is the one least disturbed)."""
     a: list[float] = []
     b: list[float] = []
     for _ in range(REPEATS):
@@ -305,7 +306,7 @@ class RawWasmer:
 async def measure(engine: str, quick: bool) -> list[Figure]:
     global REPEATS
     if quick:
-        REPEATS = 3
+        REPEATS = 10
     raw: RawWasmtime | RawWasmer = RawWasmtime() if engine == "wasmtime" else RawWasmer()
     add_wasm, host_wasm = add_module(), host_module()
     module = asyncwasm.Module(add_wasm)
@@ -313,9 +314,9 @@ async def measure(engine: str, quick: bool) -> list[Figure]:
     assert add(1, 2) == 3
     loop = asyncwasm.Instance(asyncwasm.Module(host_wasm), {"env": {"f": _host}}).exports.loop
     raw_call, raw_host = raw.call(), raw.host_call()
-    n_call = 20_000 if quick else 100_000
-    n_inst = 500 if quick else 2_000
-    n_host = 5 if quick else 20
+    n_call = 5_000 if quick else 20_000
+    n_inst = 100 if quick else 400
+    n_host = 2 if quick else 5
     rows: list[tuple[str, tuple[float, float], float]] = [
         ("call add(i32, i32)", _side_by_side(lambda: add(1, 2), raw_call, n_call), 1.5),
         (

@@ -726,6 +726,7 @@ def _host_finalizer_py(env: int | None) -> None:
     if not env:
         return
     owner = _HOST_OWNERS.pop(env, None)
+    _RUNS.pop(env, None)
     store = owner() if owner is not None else None
     if store is not None:
         store.host.pop(env, None)
@@ -900,17 +901,18 @@ def _fail_unchecked(s: _Store, err: int | None, trap: ctypes.c_void_p) -> None:
 
 
 def _host_run(type: FuncType) -> Callable[..., Any]:
-    """``run(fn, p)`` for a host function of ``type``: reads the arguments from the raw array
-    ``p``, calls ``fn`` with them, writes its results (a sequence of engine values) back."""
-    run = _HOST_RUNS.get(type)
-    if run is not None:
-        return run
+    """``factory(fn) -> run(p)`` for a host function of ``type``: ``run`` reads the arguments
+    from the raw array ``p``, calls ``fn`` with them and writes its results (a sequence of
+    engine values) back."""
+    factory = _HOST_RUNS.get(type)
+    if factory is not None:
+        return factory
     n = max(len(type.params), len(type.results))
     nres = len(type.results)
     slots = [f"s{i}" for i in range(n)]
     lines = [
-        "def factory():",
-        "    def run(fn, p):",
+        "def factory(fn):",
+        "    def run(p):",
         *(f"        {slot} = p[{i}]" for i, slot in enumerate(slots)),
         "        out = fn("
         + ", ".join(f"{slot}.{_RAW_FIELDS[t]}" for slot, t in zip(slots, type.params, strict=False))
@@ -923,29 +925,36 @@ def _host_run(type: FuncType) -> Callable[..., Any]:
         ),
         "    return run",
     ]
-    run = _generate("\n".join(lines), f"host {type}")()
-    return _HOST_RUNS.setdefault(type, run)
+    factory = _generate("\n".join(lines), f"host {type}")
+    return _HOST_RUNS.setdefault(type, factory)
 
 
-def _trampoline_unchecked_py(env: int | None, caller: Any, params: Any, nparams: int) -> int:
-    store: _Store | None = None
+_RUNS: dict[int, weakref.ref[Callable[..., None]]] = {}
+"""Unchecked host functions by env id: their ``run`` (held strongly by the store's ``host``)."""
+
+
+def _trampoline_unchecked_py(env: int, caller: Any, params: Any, nparams: int) -> int:
     try:
-        owner = _HOST_OWNERS.get(env or 0)
-        store = owner() if owner is not None else None
-        if store is None:
-            return _make_trap("asyncwasm: host function called after its store was freed")
-        fn, ftype = store.host[env or 0]
-        _host_run(ftype)(fn, params)
+        _RUNS[env]()(params)  # type: ignore[misc]  # None (store gone): handled below
         return 0
     except BaseException as error:
-        if isinstance(error, WasmThrowable) and store is not None:
-            try:
-                return _throw(store, ffi.wasmtime_caller_context(caller), error, error.thrown)
-            except BaseException as throw_error:
-                _tls.pending = throw_error
-                return _make_trap("asyncwasm: could not throw the host exception")
-        _tls.pending = error
-        return _make_trap("asyncwasm: Python exception in host function")
+        return _host_failed(env, caller, error)
+
+
+def _host_failed(env: int, caller: Any, error: BaseException) -> int:
+    """An unchecked host function raised ``error``: the trap pointer to return."""
+    owner = _HOST_OWNERS.get(env or 0)
+    store = owner() if owner is not None else None
+    if store is None:
+        return _make_trap("asyncwasm: host function called after its store was freed")
+    if isinstance(error, WasmThrowable):
+        try:
+            return _throw(store, ffi.wasmtime_caller_context(caller), error, error.thrown)
+        except BaseException as throw_error:
+            _tls.pending = throw_error
+            return _make_trap("asyncwasm: could not throw the host exception")
+    _tls.pending = error
+    return _make_trap("asyncwasm: Python exception in host function")
 
 
 _trampoline_unchecked: Final[Any] = ffi.wasmtime_func_unchecked_callback_t(_trampoline_unchecked_py)
@@ -1108,14 +1117,16 @@ class WasmtimeEngine(Engine):
             env = next(_ids)
             raw = ffi.wasmtime_func_t()
             with s.lock:
-                s.host[env] = (fn, type)
                 _HOST_OWNERS[env] = weakref.ref(s)
                 if _unchecked(type):  # numbers only: raw values, code made for the signature
-                    _host_run(type)
+                    run = _host_run(type)(fn)
+                    s.host[env] = (run, type)
+                    _RUNS[env] = weakref.ref(run)
                     ffi.wasmtime_func_new_unchecked(
                         s.ctx, functype, _trampoline_unchecked, env, _host_finalizer, byref(raw)
                     )
                 else:
+                    s.host[env] = (fn, type)
                     ffi.wasmtime_func_new(
                         s.ctx, functype, _trampoline, env, _host_finalizer, byref(raw)
                     )
