@@ -3,10 +3,13 @@ importable)."""
 
 from __future__ import annotations
 
+import functools
 import inspect
+import operator
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ._context import StoreCell, StoreContext, StoreObject, handle_of
 from ._engines import UncaughtWasmException
@@ -41,7 +44,8 @@ class Function(StoreObject[FuncType | None], kind="function"):
 
     __slots__ = ("_invoke",)
 
-    _invoke: Callable[[tuple[object, ...]], Any] | None
+    _invoke: Callable[..., Any]
+    """What a call runs: first ``_first_call`` (which prepares), then the prepared path."""
 
     def __init__(self) -> None:
         raise TypeError("Function objects come from instance exports; they can't be constructed")
@@ -50,7 +54,19 @@ class Function(StoreObject[FuncType | None], kind="function"):
         self, context: StoreContext, cell: StoreCell, handle: ExternHandle, type: FuncType | None
     ) -> None:
         super()._init(context, cell, handle, type)
-        self._invoke = None
+        # A weak reference: the object must not keep itself alive (a cycle would leave every
+        # function to the cycle collector).
+        self._invoke = functools.partial(_first_call, weakref.ref(self))
+
+    # Calling the object runs ``_invoke`` directly: ``__call__`` is a property whose getter is
+    # C code (``attrgetter``), so a call costs no Python frame of its own (issue 10). What it
+    # returns is ``Any``: None, a value, or a tuple of several, depending on the signature.
+    if TYPE_CHECKING:
+
+        def __call__(self, *args: object) -> Any: ...
+
+    else:
+        __call__ = property(operator.attrgetter("_invoke"), doc="Call the WebAssembly function.")
 
     @property
     def type(self) -> FuncType:
@@ -71,15 +87,7 @@ class Function(StoreObject[FuncType | None], kind="function"):
         t = self._type
         return f"<asyncwasm.Function {t if t is not None else '(type unknown)'}>"
 
-    def __call__(self, *args: object) -> Any:
-        # ``Any``: what a wasm function returns depends on its signature, which only the module
-        # knows (None, a number, an object, or a tuple of several).
-        invoke = self._invoke
-        if invoke is None:
-            invoke = self._prepare(len(args))
-        return invoke(args)
-
-    def _prepare(self, nargs: int) -> Callable[[tuple[object, ...]], Any]:
+    def _prepare(self, nargs: int) -> Callable[..., Any]:
         """Make this function's call path (checking what a call checks, in the same order)."""
         t = self.type
         if nargs != len(t.params):
@@ -101,7 +109,7 @@ class Function(StoreObject[FuncType | None], kind="function"):
         def uncaught(error: UncaughtWasmException) -> BaseException:
             return exception_from_engine(context, cell, error)
 
-        invoke: Callable[[tuple[object, ...]], Any] = _invoker(t)(
+        invoke: Callable[..., Any] = _invoker(t)(
             caller,
             tuple(to_engine_converter(p, context) for p in t.params),
             tuple(from_engine_converter(r, context) for r in t.results),
@@ -110,6 +118,13 @@ class Function(StoreObject[FuncType | None], kind="function"):
         )
         self._invoke = invoke
         return invoke
+
+
+def _first_call(ref: weakref.ref[Function], *args: object) -> Any:
+    """A function's first call: prepare its call path, then run it."""
+    function = ref()
+    assert function is not None  # it is being called
+    return function._prepare(len(args))(*args)
 
 
 def _count_error(expected: int, given: int) -> TypeError:
@@ -153,7 +168,7 @@ def _convert_lines(types: Sequence[str], names: list[str], table: str, indent: s
 
 
 def _invoker(t: FuncType) -> _Factory:
-    """``factory(caller, to_engine, from_engine, count_error, uncaught) -> invoke(args)`` for
+    """``factory(caller, to_engine, from_engine, count_error, uncaught) -> invoke(*args)`` for
     ``t``: ``to_engine``/``from_engine`` hold one converter per parameter/result (``None`` for
     the identity)."""
     factory = _INVOKERS.get(t)
@@ -163,7 +178,7 @@ def _invoker(t: FuncType) -> _Factory:
     names = [f"a{i}" for i in range(n)]
     lines = [
         "def factory(caller, to_engine, from_engine, count_error, uncaught):",
-        "    def invoke(args):",
+        "    def invoke(*args):",
         f"        if len(args) != {n}:",
         "            raise count_error(len(args))",
     ]
