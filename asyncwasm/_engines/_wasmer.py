@@ -753,20 +753,7 @@ class WasmerEngine(Engine):
         wfunc = _affine(func, WasmerFunc, "function")
         _check_value_types(type.params)
         _check_value_types(type.results)
-        inner, thread, check = wfunc.inner, wfunc._thread, _G_CALL.check
-        several = len(type.results) > 1
-
-        def caller(*args: EngineValue) -> EngineValue:
-            if _get_ident() != thread:
-                raise NotSupportedError(ENGINE_NAME, _THREAD_CAPABILITY)
-            try:
-                out = inner(*args)
-            except BaseException as exc:
-                check(exc)
-                raise
-            return tuple(out) if several else out
-
-        return caller
+        return _caller_factory(len(type.params), len(type.results) > 1)(wfunc.inner, wfunc._thread)
 
     def func_key(self, func: FuncHandle) -> Hashable:
         # Handles are made once per host function and once per instance export (cached), so
@@ -883,6 +870,43 @@ class WasmerEngine(Engine):
 
     def tag_key(self, tag: TagHandle) -> Hashable:
         raise NotSupportedError(ENGINE_NAME, "tags and exception handling")
+
+
+_CALLERS: dict[tuple[int, bool], Callable[..., Callable[..., EngineValue]]] = {}
+
+
+def _caller_factory(arity: int, several: bool) -> Callable[..., Callable[..., EngineValue]]:
+    """``factory(inner, thread) -> caller(a0, ...)`` for ``arity`` parameters (generated once
+    per shape: positional parameters, no ``*args`` packing): the thread check (wasmer objects
+    are thread-affine), the call, the guard; several results as a tuple."""
+    factory = _CALLERS.get((arity, several))
+    if factory is not None:
+        return factory
+    names = ", ".join(f"a{i}" for i in range(arity))
+    source = "\n".join(
+        [
+            "def factory(inner, thread):",
+            f"    def caller({names}):",
+            "        if get_ident() != thread:",
+            "            raise NotSupportedError(ENGINE_NAME, THREAD_CAPABILITY)",
+            "        try:",
+            f"            out = inner({names})",
+            "        except BaseException as exc:",
+            "            check(exc)",
+            "            raise",
+            "        return tuple(out)" if several else "        return out",
+            "    return caller",
+        ]
+    )
+    namespace: dict[str, Any] = {
+        "get_ident": _get_ident,
+        "NotSupportedError": NotSupportedError,
+        "ENGINE_NAME": ENGINE_NAME,
+        "THREAD_CAPABILITY": _THREAD_CAPABILITY,
+        "check": _G_CALL.check,
+    }
+    exec(compile(source, f"<asyncwasm wasmer call/{arity}>", "exec"), namespace)
+    return _CALLERS.setdefault((arity, several), namespace["factory"])
 
 
 def _store(store: Any) -> WasmerStore:
