@@ -233,16 +233,20 @@ class _Reader:
     the enclosing section or body). Going past ``end`` is malformed; going past the bytes
     received so far (but not past ``end``) raises ``_NeedMore`` so the caller can wait."""
 
-    __slots__ = ("buf", "end", "limit", "pos")
+    __slots__ = ("buf", "end", "limit", "pos", "received")
 
-    def __init__(self, buf: bytearray, pos: int, end: int) -> None:
+    def __init__(
+        self, buf: bytearray | bytes, pos: int, end: int, received: int | None = None
+    ) -> None:
         self.buf = buf
         self.pos = pos
+        # The bytes of ``buf`` that hold the module (the rest, if any: room not yet written).
+        self.received = len(buf) if received is None else received
         self.set_end(end)
 
     def set_end(self, end: int) -> None:
         self.end = end
-        self.limit = min(end, len(self.buf))
+        self.limit = min(end, self.received)
 
     def _short(self, pos: int) -> NoReturn:
         if pos >= self.end:
@@ -554,8 +558,13 @@ class StreamingDecoder:
     :func:`decode_module`. After an error, every later call raises the same error.
     """
 
-    def __init__(self) -> None:
-        self._buf = bytearray()
+    def __init__(self, buffer: bytearray | bytes | None = None) -> None:
+        # Shared mode (``buffer`` given): the module's bytes are written into ``buffer`` by its
+        # owner, which calls ``advance`` for each piece; the decoder keeps no copy of its own.
+        # ``buffer`` may be longer than what was received (preallocated room).
+        self._shared = buffer is not None
+        self._buf: bytearray | bytes = bytearray() if buffer is None else buffer
+        self._received = 0
         self._pos = 0  # start of the next section header once the header is checked
         self._section: _Section | None = None
         self._error: CompileError | None = None
@@ -586,27 +595,47 @@ class StreamingDecoder:
 
     @property
     def bytes_received(self) -> int:
-        return len(self._buf)
+        return self._received
 
     @property
     def data(self) -> bytes:
         """Every byte fed so far, as one ``bytes`` (copied once per call)."""
-        return bytes(self._buf)
+        return bytes(self._buf[: self._received])
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
         """Add the next chunk and parse as far as it allows."""
+        if self._shared:
+            raise ValueError("this StreamingDecoder reads a shared buffer: call advance()")
+        self._check_more(len(chunk))
+        if not chunk:
+            return
+        assert isinstance(self._buf, bytearray)
+        self._buf += chunk
+        self._received += len(chunk)
+        self._guarded(final=False)
+
+    def advance(self, size: int) -> None:
+        """Shared mode: ``size`` more bytes were written into the buffer, right after those
+        received before; parse as far as they allow."""
+        if not self._shared:
+            raise ValueError("advance() is for a StreamingDecoder made with a buffer")
+        self._check_more(size)
+        if not size:
+            return
+        if self._received + size > len(self._buf):
+            raise ValueError("advance() past the end of the shared buffer")
+        self._received += size
+        self._guarded(final=False)
+
+    def _check_more(self, size: int) -> None:
         if self._error is not None:
             raise self._error
         if self._info is not None:
             raise ValueError("StreamingDecoder.feed() called after finish()")
-        if not chunk:
-            return
-        if len(self._buf) + len(chunk) > MAX_MODULE_SIZE:
+        if self._received + size > MAX_MODULE_SIZE:
             raise self._fail(
-                _limit_error("bytes", len(self._buf) + len(chunk), MAX_MODULE_SIZE, MAX_MODULE_SIZE)
+                _limit_error("bytes", self._received + size, MAX_MODULE_SIZE, MAX_MODULE_SIZE)
             )
-        self._buf += chunk
-        self._guarded(final=False)
 
     def finish(self) -> ModuleInfo:
         """Declare the input complete; return the module's description."""
@@ -633,13 +662,12 @@ class StreamingDecoder:
             raise
 
     def _advance(self, *, final: bool) -> None:
-        buf = self._buf
         if self._pos < HEADER_SIZE and not self._check_header():
             return
         while True:
             section = self._section
             if section is None:
-                if self._pos == len(buf):
+                if self._pos == self._received:
                     return
                 section = self._section_header()
                 if section is None:
@@ -653,7 +681,7 @@ class StreamingDecoder:
 
     def _check_header(self) -> bool:
         """Check as much of the 8-byte header as has arrived; True once it is all there."""
-        head = bytes(self._buf[:HEADER_SIZE])
+        head = bytes(self._buf[: min(HEADER_SIZE, self._received)])
         if not MAGIC.startswith(head[:4]):
             raise _error("magic header not detected", 0)
         for i, b in enumerate(head[4:]):
@@ -682,7 +710,7 @@ class StreamingDecoder:
                 )
             if sid == DATA and self._code_offset is None and self._defined_funcs:
                 raise _error("function and code section have inconsistent lengths", start)
-        r = _Reader(self._buf, start + 1, _UNBOUNDED)
+        r = _Reader(self._buf, start + 1, _UNBOUNDED, self._received)
         try:
             size = r.u32()
         except _NeedMore:
@@ -701,10 +729,10 @@ class StreamingDecoder:
 
     def _parse_section(self, s: _Section, *, final: bool) -> bool:
         """Parse the section's items from where it stopped; True once it is complete."""
-        received = len(self._buf)
+        received = self._received
         if received < s.end and received < s.retry_at and not final:
             return False
-        r = _Reader(self._buf, s.pos, s.end)
+        r = _Reader(self._buf, s.pos, s.end, self._received)
         try:
             if s.count is None:
                 s.count = self._HEADS[s.id](self, r, s)
@@ -735,7 +763,7 @@ class StreamingDecoder:
         return received >= s.end  # skipped payloads (custom data, code bodies) must be here too
 
     def _check_complete(self) -> None:
-        received = len(self._buf)
+        received = self._received
         if received < HEADER_SIZE:
             raise _error(f"unexpected end: {received} bytes, no complete header", received)
         s = self._section
@@ -766,7 +794,7 @@ class StreamingDecoder:
             tags=tuple(self._tags),
             start=self._start,
             code_section_offset=self._code_offset,
-            size=len(self._buf),
+            size=self._received,
         )
 
     # Helpers for the section parsers
@@ -1106,6 +1134,10 @@ _HEAD_LIMITS: Final = {
 
 def decode_module(wasm: bytes | bytearray | memoryview) -> ModuleInfo:
     """Decode a whole module; raises ``CompileError`` if it is malformed."""
-    decoder = StreamingDecoder()
-    decoder.feed(wasm)
+    if isinstance(wasm, (bytes, bytearray)):
+        decoder = StreamingDecoder(wasm)  # read in place: no copy of the module
+        decoder.advance(len(wasm))
+    else:
+        decoder = StreamingDecoder()
+        decoder.feed(wasm)
     return decoder.finish()

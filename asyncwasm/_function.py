@@ -3,16 +3,27 @@ importable)."""
 
 from __future__ import annotations
 
+import functools
 import inspect
+import operator
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ._context import StoreCell, StoreContext, StoreObject, handle_of
 from ._engines import UncaughtWasmException
-from ._engines._base import FuncHandle, close_awaitable
+from ._engines._base import ExternHandle, FuncHandle, close_awaitable
 from ._tag import exception_from_engine
 from ._types import FuncType
-from ._values import check_boundary_types, from_engine_value, to_engine_value
+from ._values import (
+    CANONICAL_TESTS,
+    check_boundary_types,
+    converts_from_engine,
+    from_engine_converter,
+    to_engine_converter,
+    to_engine_value,
+)
 
 __all__ = ["Function", "host_function_handle", "refuse_awaitable", "results_to_engine"]
 
@@ -26,12 +37,36 @@ class Function(StoreObject[FuncType | None], kind="function"):
     ``asyncwasm.RuntimeError``; an exception raised by a Python host function on the way comes
     out as the very same object; a wasm exception nothing caught comes out as
     ``asyncwasm.Exception``.
+
+    The first call prepares a call path specialised to the signature (``_invoker``), kept for
+    every later call: no per-call type checks, no generic conversion.
     """
 
-    __slots__ = ()
+    __slots__ = ("_invoke",)
+
+    _invoke: Callable[..., Any]
+    """What a call runs: first ``_first_call`` (which prepares), then the prepared path."""
 
     def __init__(self) -> None:
         raise TypeError("Function objects come from instance exports; they can't be constructed")
+
+    def _init(
+        self, context: StoreContext, cell: StoreCell, handle: ExternHandle, type: FuncType | None
+    ) -> None:
+        super()._init(context, cell, handle, type)
+        # A weak reference: the object must not keep itself alive (a cycle would leave every
+        # function to the cycle collector).
+        self._invoke = functools.partial(_first_call, weakref.ref(self))
+
+    # Calling the object runs ``_invoke`` directly: ``__call__`` is a property whose getter is
+    # C code (``attrgetter``), so a call costs no Python frame of its own (issue 10). What it
+    # returns is ``Any``: None, a value, or a tuple of several, depending on the signature.
+    if TYPE_CHECKING:
+
+        def __call__(self, *args: object) -> Any: ...
+
+    else:
+        __call__ = property(operator.attrgetter("_invoke"), doc="Call the WebAssembly function.")
 
     @property
     def type(self) -> FuncType:
@@ -52,30 +87,159 @@ class Function(StoreObject[FuncType | None], kind="function"):
         t = self._type
         return f"<asyncwasm.Function {t if t is not None else '(type unknown)'}>"
 
-    def __call__(self, *args: object) -> Any:
-        # ``Any``: what a wasm function returns depends on its signature, which only the module
-        # knows (None, a number, an object, or a tuple of several).
+    def _prepare(self, nargs: int) -> Callable[..., Any]:
+        """Make this function's call path (checking what a call checks, in the same order)."""
         t = self.type
-        if len(args) != len(t.params):
-            raise TypeError(
-                f"this WebAssembly function takes {len(t.params)} argument"
-                f"{'' if len(t.params) == 1 else 's'} ({len(args)} given)"
-            )
+        if nargs != len(t.params):
+            raise _count_error(len(t.params), nargs)
         context = self._context
         check_boundary_types(t.params, context.features, "this function's signature")
         check_boundary_types(t.results, context.features, "this function's signature")
-        values = [to_engine_value(a, p, context) for a, p in zip(args, t.params, strict=True)]
+        engine, store, func = context.engine, self._cell.handle, handle_of(self, FuncHandle)
         try:
-            results = context.engine.call(self._cell.handle, handle_of(self, FuncHandle), t, values)
-        except UncaughtWasmException as exc:
-            raise exception_from_engine(context, self._cell, exc) from None
-        if not t.results:
-            return None
-        if len(t.results) == 1:
-            return from_engine_value(results[0], t.results[0], context)
-        return tuple(
-            from_engine_value(v, r, context) for v, r in zip(results, t.results, strict=True)
+            caller = engine.prepare_call(store, func, t)
+        except Exception:
+            # What the engine refuses (a value type it can't pass: NotSupportedError) is raised
+            # by each call, after the arguments were converted, as an unprepared call did.
+            def caller(*args: object) -> object:
+                return engine.prepare_call(store, func, t)(*args)
+
+        cell = self._cell
+
+        def uncaught(error: UncaughtWasmException) -> BaseException:
+            return exception_from_engine(context, cell, error)
+
+        invoke: Callable[..., Any] = _invoker(t)(
+            caller,
+            tuple(to_engine_converter(p, context) for p in t.params),
+            tuple(from_engine_converter(r, context) for r in t.results),
+            lambda given: _count_error(len(t.params), given),
+            uncaught,
         )
+        self._invoke = invoke
+        return invoke
+
+
+def _first_call(ref: weakref.ref[Function], *args: object) -> Any:
+    """A function's first call: prepare its call path, then run it."""
+    function = ref()
+    assert function is not None  # it is being called
+    return function._prepare(len(args))(*args)
+
+
+def _count_error(expected: int, given: int) -> TypeError:
+    return TypeError(
+        f"this WebAssembly function takes {expected} argument"
+        f"{'' if expected == 1 else 's'} ({given} given)"
+    )
+
+
+# -- per-signature code ---------------------------------------------------------------------------
+# JS engines call wasm through wrappers made once per signature; so does this module. The source
+# of a signature's call path is generated once per FuncType (cached) and closed over each
+# function's engine caller: argument count and conversions are unrolled, and a value that is
+# already canonical (CANONICAL_TESTS: an int in range, a float) costs one inline test.
+
+_Factory: TypeAlias = Callable[..., Any]
+_INVOKERS: dict[FuncType, _Factory] = {}
+_TRAMPOLINES: dict[FuncType, _Factory] = {}
+_FACTORY_LOCK = threading.Lock()
+
+
+def _compile_factory(source: str, name: str) -> _Factory:
+    namespace: dict[str, Any] = {"UncaughtWasmException": UncaughtWasmException}
+    exec(compile(source, f"<asyncwasm {name}>", "exec"), namespace)
+    factory: _Factory = namespace["factory"]
+    return factory
+
+
+def _convert_lines(types: Sequence[str], names: list[str], table: str, indent: str) -> list[str]:
+    """Code converting each ``names[i]`` (a user value) for ``types[i]`` with ``table[i]``."""
+    lines = []
+    for i, (t, name) in enumerate(zip(types, names, strict=True)):
+        test = CANONICAL_TESTS.get(t)
+        if test == "True":
+            continue
+        if test is None:
+            lines.append(f"{indent}{name} = {table}[{i}]({name})")
+        else:
+            lines.append(f"{indent}if not ({test.format(v=name)}): {name} = {table}[{i}]({name})")
+    return lines
+
+
+def _invoker(t: FuncType) -> _Factory:
+    """``factory(caller, to_engine, from_engine, count_error, uncaught) -> invoke(*args)`` for
+    ``t``: ``to_engine``/``from_engine`` hold one converter per parameter/result (``None`` for
+    the identity)."""
+    factory = _INVOKERS.get(t)
+    if factory is not None:
+        return factory
+    n = len(t.params)
+    names = [f"a{i}" for i in range(n)]
+    lines = [
+        "def factory(caller, to_engine, from_engine, count_error, uncaught):",
+        "    def invoke(*args):",
+        f"        if len(args) != {n}:",
+        "            raise count_error(len(args))",
+    ]
+    if n:
+        lines.append(f"        {''.join(f'{a}, ' for a in names)}= args")
+    lines += _convert_lines(t.params, names, "to_engine", "        ")
+    lines += ["        try:", f"            r = caller({', '.join(names)})"]
+    lines += [
+        "        except UncaughtWasmException as error:",
+        "            raise uncaught(error) from None",
+    ]
+    converters = [converts_from_engine(r) for r in t.results]
+    if len(t.results) == 0:
+        lines.append("        return None")
+    elif len(t.results) == 1:
+        lines.append("        return from_engine[0](r)" if converters[0] else "        return r")
+    elif not any(converters):
+        lines.append("        return r")
+    else:
+        items = [
+            f"from_engine[{i}](r[{i}])" if conv else f"r[{i}]" for i, conv in enumerate(converters)
+        ]
+        lines.append(f"        return ({', '.join(items)},)")
+    lines.append("    return invoke")
+    factory = _compile_factory("\n".join(lines), f"call {t}")
+    with _FACTORY_LOCK:
+        return _INVOKERS.setdefault(t, factory)
+
+
+def _trampoline(t: FuncType) -> _Factory:
+    """``factory(fn, from_engine, slow_results, isawaitable, refuse) -> trampoline(*args)`` for a
+    host function of type ``t`` (see ``host_function_handle``)."""
+    factory = _TRAMPOLINES.get(t)
+    if factory is not None:
+        return factory
+    n = len(t.params)
+    names = [f"a{i}" for i in range(n)]
+    converters = [converts_from_engine(p) for p in t.params]
+    args = [
+        f"from_engine[{i}]({a})" if c else a
+        for i, (a, c) in enumerate(zip(names, converters, strict=True))
+    ]
+    lines = [
+        "def factory(fn, from_engine, slow_results, isawaitable, refuse):",
+        f"    def trampoline({', '.join(names)}):",
+        f"        result = fn({', '.join(args)})",
+    ]
+    if not t.results:
+        lines.append("        if result is None: return ()")
+    elif len(t.results) == 1:
+        test = CANONICAL_TESTS.get(t.results[0])
+        if test is not None:
+            lines.append(f"        if {test.format(v='result')}: return (result,)")
+    lines += [
+        "        if isawaitable(result): refuse(result)",
+        "        return slow_results(result)",
+        "    return trampoline",
+    ]
+    factory = _compile_factory("\n".join(lines), f"host {t}")
+    with _FACTORY_LOCK:
+        return _TRAMPOLINES.setdefault(t, factory)
 
 
 def results_to_engine(result: object, t: FuncType, context: StoreContext) -> tuple[object, ...]:
@@ -100,19 +264,20 @@ def host_function_handle(
 ) -> FuncHandle:
     """An engine function of type ``t`` that calls the Python callable ``fn``.
 
-    The trampoline holds the context and ``fn`` only, never the store, so that a store can be
-    freed while the engine still holds the trampoline.
+    The trampoline (generated per signature, see ``_trampoline``) holds the context and ``fn``
+    only, never the store, so that a store can be freed while the engine still holds it.
     """
 
-    def trampoline(*engine_args: object) -> Sequence[object]:
-        args = [
-            from_engine_value(a, p, context) for a, p in zip(engine_args, t.params, strict=True)
-        ]
-        result = fn(*args)
-        if inspect.isawaitable(result):
-            refuse_awaitable(result)
+    def slow_results(result: object) -> tuple[object, ...]:
         return results_to_engine(result, t, context)
 
+    trampoline = _trampoline(t)(
+        fn,
+        tuple(from_engine_converter(p, context) for p in t.params),
+        slow_results,
+        inspect.isawaitable,
+        refuse_awaitable,
+    )
     return context.engine.func_new(cell.handle, t, trampoline)
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple, NoReturn
 
-from ._binary import ExportInfo, ImportInfo
+from ._binary import ImportInfo
 from ._context import (
     StoreCell,
     StoreContext,
@@ -139,7 +139,9 @@ class Instance:
         if isolated is not None:
             cell = isolated
             handles, kept = _resolve_values(parts, values, cell)
-        _check_table_sizes(parts)
+        plan = _plan_of(module, parts)
+        if plan.table_error is not None:
+            raise RangeError(plan.table_error)
         if context.limits is not None:
             _check_limits(context, parts)
         engine.note_declared_types(cell.handle, parts.info.types)
@@ -153,7 +155,7 @@ class Instance:
         # collected import is a use-after-free).
         self._imports_kept = kept
         self._exports = _build_exports(
-            parts, cell, engine.instance_exports(cell.handle, handle), kept
+            plan, context, cell, engine.instance_exports(cell.handle, handle), kept
         )
 
     @property
@@ -176,17 +178,60 @@ class InstantiatedSource(NamedTuple):
     instance: Instance
 
 
-def _check_table_sizes(parts: ModuleParts) -> None:
+class _Plan(NamedTuple):
+    """What instantiating a module needs that depends on the module only: worked out once per
+    ``Module`` (``_plan_of``), not per instance."""
+
+    table_error: str | None
     """JS: instantiating a module that defines a table longer than the embedder limit is a
-    RangeError (compiling it is fine)."""
+    RangeError (compiling it is fine): its message, or ``None``."""
+    exports: tuple[tuple[str, str, ExternType, int, str | None], ...]
+    """Per export, in order: name, kind, type, the position in the import list of the imported
+    entity it re-exports (-1 for a defined one), and the name of an earlier export of the same
+    entity (JS: one object), or ``None``."""
+
+
+_PLANS: weakref.WeakKeyDictionary[Module, _Plan] = weakref.WeakKeyDictionary()
+
+
+def _plan_of(module: Module, parts: ModuleParts) -> _Plan:
+    plan = _PLANS.get(module)
+    if plan is None:
+        plan = _PLANS.setdefault(module, _make_plan(parts))
+    return plan
+
+
+def _make_plan(parts: ModuleParts) -> _Plan:
     info = parts.info
-    imported = sum(1 for imp in info.imports if imp.kind == "table")
-    for index, table in enumerate(info.tables[imported:], start=imported):
+    table_error = None
+    imported_tables = sum(1 for imp in info.imports if imp.kind == "table")
+    for index, table in enumerate(info.tables[imported_tables:], start=imported_tables):
         if table.limits.minimum > MAX_TABLE_LENGTH:
-            raise RangeError(
+            table_error = (
                 f"table {index} has {table.limits.minimum} entries, more than the limit "
                 f"{MAX_TABLE_LENGTH}"
             )
+            break
+    # Positions in the import list of each kind's imports, in their index space's order.
+    positions: dict[str, list[int]] = {}
+    for position, imp in enumerate(info.imports):
+        positions.setdefault(imp.kind, []).append(position)
+    first: dict[tuple[str, int], str] = {}
+    exports = []
+    for export in info.exports:
+        same_kind = positions.get(export.kind, [])
+        position = same_kind[export.index] if export.index < len(same_kind) else -1
+        alias = first.setdefault((export.kind, export.index), export.name)
+        exports.append(
+            (
+                export.name,
+                export.kind,
+                export.type,
+                position,
+                alias if alias != export.name else None,
+            )
+        )
+    return _Plan(table_error, tuple(exports))
 
 
 def _check_limits(context: StoreContext, parts: ModuleParts) -> None:
@@ -413,44 +458,31 @@ def _global_from_value(
 
 
 def _build_exports(
-    parts: ModuleParts, cell: StoreCell, handles: list[ExternHandle], kept: tuple[object, ...]
+    plan: _Plan,
+    context: StoreContext,
+    cell: StoreCell,
+    handles: list[ExternHandle],
+    kept: tuple[object, ...],
 ) -> Exports:
-    context = parts.context
-    info = parts.info
-    # An export of an imported entity is the very object that was imported (JS identity).
-    imported: dict[str, list[object]] = {}
-    for imp, obj in zip(info.imports, kept, strict=True):
-        imported.setdefault(imp.kind, []).append(obj)
     items: dict[str, object] = {}
-    for export, handle in zip(info.exports, handles, strict=True):
-        t = export.type
-        same_kind = imported.get(export.kind, [])
-        if export.index < len(same_kind):
-            obj = same_kind[export.index]
-            # An imported Python callable is exported as the Function that wraps it (below);
-            # an imported exported function, memory, table, global or tag as itself.
+    for (name, kind, t, position, alias), handle in zip(plan.exports, handles, strict=True):
+        if alias is not None:
+            items[name] = items[alias]  # several exports of one entity are one object
+            continue
+        if position >= 0:
+            obj = kept[position]
+            # An export of an imported entity is the very object that was imported (JS
+            # identity); an imported Python callable is exported as the Function that wraps it
+            # (below), an imported exported function, memory, table, global or tag as itself.
             if not isinstance(t, FuncType) or isinstance(obj, Function):
-                items[export.name] = obj
+                items[name] = obj
                 continue
         if isinstance(t, FuncType):
             assert isinstance(handle, FuncHandle)
-            items[export.name] = context.function_for_handle(handle, cell, t)
+            items[name] = context.function_for_handle(handle, cell, t)
         elif isinstance(t, TagType):
             assert isinstance(handle, TagHandle)
-            items[export.name] = context.tag_for_handle(handle, cell, t)
+            items[name] = context.tag_for_handle(handle, cell, t)
         else:
-            cls = _PUBLIC_CLASS[export.kind]
-            items[export.name] = from_handle(cls, context, cell, handle, t)
-    # Several exports of one defined entity are one object too.
-    return Exports(_dedupe_by_index(info.exports, items))
-
-
-def _dedupe_by_index(exports: Sequence[ExportInfo], items: dict[str, object]) -> dict[str, object]:
-    first: dict[tuple[str, int], object] = {}
-    for export in exports:
-        key = (export.kind, export.index)
-        if key in first:
-            items[export.name] = first[key]
-        else:
-            first[key] = items[export.name]
-    return items
+            items[name] = from_handle(_PUBLIC_CLASS[kind], context, cell, handle, t)
+    return Exports(items)

@@ -16,10 +16,11 @@ or from ``on_progress``), the source is closed before the error propagates.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio.lowlevel
 
@@ -47,33 +48,85 @@ PREALLOCATE_LIMIT: Final = 1 << 30
 DECODE_SLICE: Final = 1 << 20
 
 
-class _Assembler:
-    """The module's bytes as they arrive. With an announced size, one allocation; else a buffer
-    whose capacity doubles when full (each byte is moved at most once on average; chunks are
-    never re-joined). ``received`` counts the bytes stored."""
+def _fresh_bytes(size: int) -> tuple[bytes, memoryview] | None:
+    """A new ``bytes`` object of ``size`` bytes (contents undefined) and a writable view of its
+    storage, or ``None`` where that is not available (not CPython, or ``size`` < 2, where
+    CPython may share objects).
 
-    __slots__ = ("buffer", "received")
+    This is what C code does with ``PyBytes_FromStringAndSize(NULL, size)``: fill a ``bytes``
+    object nobody else has seen yet, so that the module's bytes are stored once and handed on
+    as ``bytes`` without a final copy (peak memory ~1x the module, not 2x). The view must not be
+    written once the object was handed out; ``_Assembler`` drops it first.
+    """
+    if size < 2 or _PyBytes_FromStringAndSize is None:
+        return None
+    data: bytes = _PyBytes_FromStringAndSize(None, size)
+    address = _PyBytes_AsString(data)
+    view = memoryview((ctypes.c_ubyte * size).from_address(address)).cast("B")
+    return data, view
+
+
+try:
+    _PyBytes_FromStringAndSize: Any = ctypes.pythonapi.PyBytes_FromStringAndSize
+    _PyBytes_FromStringAndSize.restype = ctypes.py_object
+    _PyBytes_FromStringAndSize.argtypes = (ctypes.c_char_p, ctypes.c_ssize_t)
+    _PyBytes_AsString: Any = ctypes.pythonapi.PyBytes_AsString
+    _PyBytes_AsString.restype = ctypes.c_void_p
+    _PyBytes_AsString.argtypes = (ctypes.py_object,)
+except (AttributeError, OSError):  # not CPython
+    _PyBytes_FromStringAndSize = None
+
+
+class _Assembler:
+    """The module's bytes as they arrive, stored once.
+
+    With an announced size: written straight into the final ``bytes`` object (``_fresh_bytes``),
+    else into one preallocated ``bytearray``. Without: a ``bytearray`` that grows in place (it
+    over-allocates by 1/8; chunks are never re-joined), copied once into ``bytes`` by ``take``
+    (a bytearray gives its memory back only once under half used, so moving it piecewise would
+    not lower the peak). ``buffer`` is what the decoder reads; ``received`` counts the bytes
+    stored."""
+
+    __slots__ = ("_view", "buffer", "received")
 
     def __init__(self, total: int | None) -> None:
-        preallocate = total is not None and total <= PREALLOCATE_LIMIT
-        self.buffer = bytearray(total) if preallocate and total else bytearray()
+        preallocate = total is not None and total <= PREALLOCATE_LIMIT and total > 0
+        fresh = _fresh_bytes(total) if preallocate and total else None
+        self.buffer: bytes | bytearray
+        self._view: memoryview | None
+        if fresh is not None:
+            self.buffer, self._view = fresh
+        else:
+            self.buffer = bytearray(total) if preallocate and total else bytearray()
+            self._view = None
         self.received = 0
 
     def add(self, view: memoryview) -> None:
         start = self.received
         end = start + view.nbytes
-        if end > len(self.buffer):
-            # Grow the capacity geometrically (x2): a bytearray left to grow by itself does so
-            # by 1/8 at a time, copying the whole buffer each time it cannot grow in place.
-            self.buffer += bytes(max(end, 2 * len(self.buffer), 1 << 16) - len(self.buffer))
-        self.buffer[start:end] = view
+        if self._view is not None:
+            self._view[start:end] = view
+        elif start == len(self.buffer):
+            assert isinstance(self.buffer, bytearray)
+            self.buffer += view
+        else:
+            assert isinstance(self.buffer, bytearray)
+            self.buffer[start:end] = view
         self.received = end
 
     def take(self) -> bytes:
-        """The bytes received, as ``bytes`` (one copy); the buffer is released."""
+        """The bytes received, as ``bytes``; the assembler lets go of them."""
         buffer, self.buffer = self.buffer, bytearray()
-        with memoryview(buffer) as view:
-            return bytes(view[: self.received])
+        view, self._view = self._view, None
+        n = self.received
+        if view is not None:
+            view.release()
+            if n == len(buffer):
+                assert isinstance(buffer, bytes)
+                return buffer  # filled in place: no copy
+            return bytes(memoryview(buffer)[:n])
+        with memoryview(buffer) as whole:
+            return bytes(whole[:n])  # no announced size: one copy (peak ~2x)
 
 
 def _chunk_view(chunk: object) -> memoryview:
@@ -123,7 +176,8 @@ async def _ingest(
                 offset=MAX_MODULE_SIZE,
             )
         store = _Assembler(total)
-        decoder = StreamingDecoder()
+        # The decoder reads the assembler's buffer (one bytearray, grown in place): no copy.
+        decoder = StreamingDecoder(store.buffer)
         hasher = hashlib.sha256()
         chunks = stream.chunks
         while True:
@@ -158,10 +212,10 @@ async def _ingest(
             store.add(view)  # copied now: the producer may reuse its buffer
             hasher.update(view)
             if size <= DECODE_SLICE:
-                decoder.feed(view)
+                decoder.advance(size)
             else:
                 for start in range(0, size, DECODE_SLICE):
-                    decoder.feed(view[start : start + DECODE_SLICE])
+                    decoder.advance(min(DECODE_SLICE, size - start))
                     await anyio.lowlevel.checkpoint()
             if on_progress is not None:
                 result = on_progress(store.received, total)

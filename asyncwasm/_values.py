@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import operator
 import struct
+from collections.abc import Callable
 from typing import Final
 
 from ._context import StoreContext, StoreObject, context_of, handle_of
@@ -115,6 +116,46 @@ def from_engine_value(value: object, t: ValType, context: StoreContext) -> objec
             raise TypeError(f"expected a function handle from the engine, got {value!r}")
         return context.function_for_handle(value)
     raise TypeError(f"values of type {t} cannot cross the boundary between Python and wasm")
+
+
+# -- what the per-signature call paths (``_function``) need ------------------------------------
+# A value that passes its type's test below is already what ``to_engine_value`` would make of it,
+# so a generated call path skips the conversion call for it (the common case: an ``int`` in
+# range for i32/i64, a ``float`` for f64). Anything else goes through ``to_engine_value``, which
+# wraps, rounds or raises exactly as the contract says.
+CANONICAL_TESTS: Final[dict[str, str]] = {
+    "i32": "{v}.__class__ is int and -0x80000000 <= {v} <= 0x7FFFFFFF",
+    "i64": "{v}.__class__ is int and -0x8000000000000000 <= {v} <= 0x7FFFFFFFFFFFFFFF",
+    "f64": "{v}.__class__ is float",
+    "externref": "True",
+}
+"""Per value type, a Python expression (``{v}``: the value) true when ``to_engine_value`` would
+return the value unchanged; "True" when it always does. Types not listed are always converted."""
+
+
+def to_engine_converter(t: ValType, context: StoreContext) -> Callable[[object], object]:
+    """``to_engine_value`` for one type and context, chosen once (per-signature call paths)."""
+
+    def convert(value: object) -> object:
+        return to_engine_value(value, t, context)
+
+    return convert
+
+
+def converts_from_engine(t: ValType) -> bool:
+    """Whether ``from_engine_value`` does anything for ``t`` (else it is the identity)."""
+    return not (t in NUMBER_TYPES or t in ("externref", "v128"))
+
+
+def from_engine_converter(t: ValType, context: StoreContext) -> Callable[[object], object] | None:
+    """``from_engine_value`` for one type and context, or ``None`` where it is the identity."""
+    if not converts_from_engine(t):
+        return None
+
+    def convert(value: object) -> object:
+        return from_engine_value(value, t, context)
+
+    return convert
 
 
 def default_value(t: ValType) -> object:

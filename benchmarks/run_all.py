@@ -20,6 +20,7 @@ ORDER = [
     "bench_compile_overhead.py",
     "bench_cache.py",
     "bench_instantiate.py",
+    "bench_boundary.py",
 ]
 
 

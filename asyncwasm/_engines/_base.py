@@ -276,6 +276,24 @@ class Engine(abc.ABC):
         ``UncaughtWasmException`` when wasm throws and nothing catches, and a host function's
         own exception as the same object."""
 
+    def prepare_call(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType
+    ) -> Callable[..., EngineValue]:
+        """A caller for ``func`` (of ``type``), prepared once and called many times: it takes one
+        engine value per parameter (positionally; the count is the caller's to check) and
+        returns ``None`` for no result, the engine value for one, a tuple for several. It
+        raises what ``call`` raises. Engines override it with a path specialised to ``type``
+        (issue 10); this default goes through ``call``."""
+        nresults = len(type.results)
+
+        def caller(*args: EngineValue) -> EngineValue:
+            results = self.call(store, func, type, args)
+            if nresults == 1:
+                return results[0]
+            return results if nresults else None
+
+        return caller
+
     @abc.abstractmethod
     def func_key(self, func: FuncHandle) -> Hashable:
         """A key equal for every handle of the same function (engines may give a fresh handle

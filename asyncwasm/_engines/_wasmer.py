@@ -59,12 +59,13 @@ import ctypes
 import hashlib
 import platform
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from types import TracebackType
 from typing import Any, Final, Literal, TypeVar
 
 import wasmer
 import wasmer_compiler_cranelift
+from greenlet import getcurrent
 
 from .._caps import cap_module
 from .._exceptions import (
@@ -309,7 +310,7 @@ class WasmerModule(_Affine, ModuleHandle):
 class WasmerInstance(_Affine, InstanceHandle):
     """An instance; keeps its store, module and every import handle alive (see module doc)."""
 
-    __slots__ = ("_exports", "imports", "module", "store")
+    __slots__ = ("_exports", "imports", "keep", "module", "store")
 
     def __init__(
         self, inner: Any, store: WasmerStore, module: WasmerModule, imports: tuple[Any, ...]
@@ -318,15 +319,20 @@ class WasmerInstance(_Affine, InstanceHandle):
         self.store = store
         self.module = module
         self.imports = imports
+        # What the export handles hold to keep the instance's code and imports alive: not the
+        # handle itself, which caches them (a cycle would leave every instance to the cycle
+        # collector).
+        self.keep = (inner, store, module, imports)
         self._exports: list[Any] | None = None
 
 
 class _Extern(_Affine):
-    """An extern. ``owner``: the instance handle (for exports) keeping the imports alive."""
+    """An extern. ``owner``: for exports, what keeps the instance and its imports alive (its
+    ``keep``)."""
 
     __slots__ = ("owner", "store")
 
-    def __init__(self, inner: Any, store: WasmerStore, owner: WasmerInstance | None) -> None:
+    def __init__(self, inner: Any, store: WasmerStore, owner: object) -> None:
         super().__init__(inner)
         self.store = store
         self.owner = owner
@@ -338,7 +344,7 @@ class WasmerFunc(_Extern, FuncHandle):
     __slots__ = ("type",)
 
     def __init__(
-        self, inner: Any, store: WasmerStore, owner: WasmerInstance | None, type: FuncType | None
+        self, inner: Any, store: WasmerStore, owner: object, type: FuncType | None
     ) -> None:
         super().__init__(inner, store, owner)
         self.type = type
@@ -352,7 +358,7 @@ class WasmerGlobal(_Extern, GlobalHandle):
     __slots__ = ("value_type",)
 
     def __init__(
-        self, inner: Any, store: WasmerStore, owner: WasmerInstance | None, value_type: str | None
+        self, inner: Any, store: WasmerStore, owner: object, value_type: str | None
     ) -> None:
         super().__init__(inner, store, owner)
         self.value_type = value_type
@@ -627,13 +633,13 @@ class WasmerEngine(Engine):
                 for name in instance.module.export_names:
                     obj = by_name[name]
                     if isinstance(obj, wasmer.Function):
-                        handles.append(WasmerFunc(obj, store, instance, None))
+                        handles.append(WasmerFunc(obj, store, instance.keep, None))
                     elif isinstance(obj, wasmer.Memory):
-                        handles.append(WasmerMemory(obj, store, instance))
+                        handles.append(WasmerMemory(obj, store, instance.keep))
                     elif isinstance(obj, wasmer.Global):
-                        handles.append(WasmerGlobal(obj, store, instance, None))
+                        handles.append(WasmerGlobal(obj, store, instance.keep, None))
                     elif isinstance(obj, wasmer.Table):
-                        handles.append(WasmerTable(obj, store, instance))
+                        handles.append(WasmerTable(obj, store, instance.keep))
                     else:  # pragma: no cover - wasmer 1.1 has no other extern kinds
                         raise NotSupportedError(
                             ENGINE_NAME, f"exports of kind {type(obj).__name__}"
@@ -643,7 +649,18 @@ class WasmerEngine(Engine):
 
     # -- functions -------------------------------------------------------------------------
     def func_new(self, store: StoreHandle, type: FuncType, fn: HostCallable) -> WasmerFunc:
-        return self._func_new(store, type, _async.plain_host(fn))
+        # Outside a promising call (the usual case) ``fn`` is called directly; inside one, through
+        # ``plain_host``, which keeps what it calls from suspending (see _wasmer_async).
+        guarded = _async.plain_host(fn)
+        promising = _async.PromisingGreenlet
+
+        def host(*args: Any) -> Sequence[EngineValue]:
+            if getcurrent().__class__ is promising:
+                out: Sequence[EngineValue] = guarded(*args)
+                return out
+            return fn(*args)
+
+        return self._func_new(store, type, host, fn)
 
     # -- JSPI (_wasmer_async: greenlets) ---------------------------------------------------
     def func_new_suspending(
@@ -657,31 +674,56 @@ class WasmerEngine(Engine):
         wfunc = _affine(func, WasmerFunc, "function")
         return await _async.call_promising(lambda: self.call(store, wfunc, type, args))
 
-    def _func_new(self, store: StoreHandle, type: FuncType, fn: HostCallable) -> WasmerFunc:
+    def _func_new(
+        self,
+        store: StoreHandle,
+        type: FuncType,
+        fn: HostCallable,
+        direct: HostCallable | None = None,
+    ) -> WasmerFunc:
+        """A wasmer function of ``type`` calling ``fn``; ``direct``: what ``fn`` calls when no
+        promising call is running (a plain host function), called without ``fn``'s frame."""
         store = _store(store)
         _check_value_types(type.params)
         _check_value_types(type.results)
         nresults = len(type.results)
 
-        def trampoline(*args: Any) -> Any:
-            try:
-                out = fn(*args)
-                if nresults == 0:
-                    if out is not None and len(out) != 0:
-                        raise builtins.TypeError(
-                            f"host function of type {type} returned {len(out)} values, expected 0"
-                        )
-                    return None
-                values = tuple(out)
-                if len(values) != nresults:
-                    raise builtins.TypeError(
-                        f"host function of type {type} returned {len(values)} values, "
-                        f"expected {nresults}"
-                    )
-                return values[0] if nresults == 1 else values
-            except BaseException as exc:
-                _host.exc = exc
-                raise
+        def mismatch(out: Any) -> BaseException:
+            return builtins.TypeError(
+                f"host function of type {type} returned {len(out)} values, expected {nresults}"
+            )
+
+        if direct is not None and nresults == 1:
+            # The hot case, a plain host function with one result: one frame, no tuple.
+            promising = _async.PromisingGreenlet
+
+            def trampoline(*args: Any) -> Any:
+                try:
+                    inside = getcurrent().__class__ is promising
+                    out = fn(*args) if inside else direct(*args)
+                    if len(out) != 1:
+                        raise mismatch(out)
+                    return out[0]
+                except BaseException as exc:
+                    _host.exc = exc
+                    raise
+
+        else:
+
+            def trampoline(*args: Any) -> Any:
+                try:
+                    out = fn(*args)
+                    if nresults == 0:
+                        if out is not None and len(out) != 0:
+                            raise mismatch(out)
+                        return None
+                    values = tuple(out)
+                    if len(values) != nresults:
+                        raise mismatch(values)
+                    return values[0] if nresults == 1 else values
+                except BaseException as exc:
+                    _host.exc = exc
+                    raise
 
         with _G_OTHER:
             ftype = wasmer.FunctionType(
@@ -715,6 +757,16 @@ class WasmerEngine(Engine):
         if n == 1:
             return (out,)
         return tuple(out)
+
+    def prepare_call(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType
+    ) -> Callable[..., EngineValue]:
+        # The thinnest path through wasmer's export object: ``call``'s checks done once here,
+        # the thread check (wasmer objects are thread-affine) and the guard on every call.
+        wfunc = _affine(func, WasmerFunc, "function")
+        _check_value_types(type.params)
+        _check_value_types(type.results)
+        return _caller_factory(len(type.params), len(type.results) > 1)(wfunc.inner, wfunc._thread)
 
     def func_key(self, func: FuncHandle) -> Hashable:
         # Handles are made once per host function and once per instance export (cached), so
@@ -831,6 +883,43 @@ class WasmerEngine(Engine):
 
     def tag_key(self, tag: TagHandle) -> Hashable:
         raise NotSupportedError(ENGINE_NAME, "tags and exception handling")
+
+
+_CALLERS: dict[tuple[int, bool], Callable[..., Callable[..., EngineValue]]] = {}
+
+
+def _caller_factory(arity: int, several: bool) -> Callable[..., Callable[..., EngineValue]]:
+    """``factory(inner, thread) -> caller(a0, ...)`` for ``arity`` parameters (generated once
+    per shape: positional parameters, no ``*args`` packing): the thread check (wasmer objects
+    are thread-affine), the call, the guard; several results as a tuple."""
+    factory = _CALLERS.get((arity, several))
+    if factory is not None:
+        return factory
+    names = ", ".join(f"a{i}" for i in range(arity))
+    source = "\n".join(
+        [
+            "def factory(inner, thread):",
+            f"    def caller({names}):",
+            "        if get_ident() != thread:",
+            "            raise NotSupportedError(ENGINE_NAME, THREAD_CAPABILITY)",
+            "        try:",
+            f"            out = inner({names})",
+            "        except BaseException as exc:",
+            "            check(exc)",
+            "            raise",
+            "        return tuple(out)" if several else "        return out",
+            "    return caller",
+        ]
+    )
+    namespace: dict[str, Any] = {
+        "get_ident": _get_ident,
+        "NotSupportedError": NotSupportedError,
+        "ENGINE_NAME": ENGINE_NAME,
+        "THREAD_CAPABILITY": _THREAD_CAPABILITY,
+        "check": _G_CALL.check,
+    }
+    exec(compile(source, f"<asyncwasm wasmer call/{arity}>", "exec"), namespace)
+    return _CALLERS.setdefault((arity, several), namespace["factory"])
 
 
 def _store(store: Any) -> WasmerStore:

@@ -30,13 +30,17 @@ from greenlet import getcurrent, greenlet
 from .._exceptions import SuspendError
 from ._base import EngineValue, SuspendingStart, close_awaitable
 
-__all__ = ["call_promising", "plain_host", "suspending_host"]
+__all__ = ["PromisingGreenlet", "call_promising", "plain_host", "suspending_host"]
 
 
 class _PromisingGreenlet(greenlet):  # type: ignore[misc,unused-ignore]
     """The greenlet running one promising call."""
 
     blocked: int = 0
+
+
+PromisingGreenlet: Final = _PromisingGreenlet
+"""The class of a promising call's greenlet (the wasmer engine tests for it on host calls)."""
 
 
 class _Suspend:

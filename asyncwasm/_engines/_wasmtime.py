@@ -21,6 +21,7 @@ import ctypes
 import hashlib
 import importlib.util
 import itertools
+import os
 import sys
 import threading
 import weakref
@@ -301,6 +302,7 @@ class _Store(StoreHandle):
             memory_size=memory_size,
         )
         self.ctx: Any = self.store._context()
+        self.ctx_address: int = ctypes.cast(self.ctx, ctypes.c_void_p).value or 0
         if fuel:  # a fuel engine: each call from Python gets Limits.fuel (Interrupts.begin)
             _check_error(ffi.wasmtime_context_set_fuel(self.ctx, _async.FULL_TANK))
         # RLock: wasm -> host -> wasm re-entry happens on the same thread.
@@ -312,6 +314,9 @@ class _Store(StoreHandle):
         # v128 or GC types, and asking wasmtime for such a type aborts the process, so
         # ``func_type`` never asks it (see ``WasmtimeEngine.note_declared_types``).
         self.opaque = False
+        # Whether a host function threw a wasm exception into this store that ``_tls.thrown``
+        # still holds (see ``_clear_thrown``).
+        self.thrown = False
 
     def __repr__(self) -> str:
         return f"<asyncwasm wasmtime store at {id(self):#x}>"
@@ -671,14 +676,37 @@ def _throw(store: _Store, ctx: Any, error: WasmThrowable, thrown: Thrown) -> int
     # ``exn`` stays rooted until the outermost call ends, so its id can't be reused meanwhile.
     raw_id = int(ffi.wasmtime_exnref_to_raw(ctx, byref(exn)))
     _tls.thrown.append((store, raw_id, exn, error))
+    store.thrown = True
     return ctypes.cast(trap, ctypes.c_void_p).value or 0
 
 
+def _held(s: _Store) -> bool:
+    """Whether this thread is inside a call on ``s`` (holds its lock)."""
+    return bool(s.lock._is_owned())  # type: ignore[attr-defined]
+
+
+def _after_throws(s: _Store) -> None:
+    """After a synchronous call on ``s`` in which a host function threw a wasm exception:
+    forget the thrown exceptions once this thread has left its outermost call on ``s``."""
+    if not _held(s):
+        _clear_thrown()
+
+
 def _clear_thrown() -> None:
-    """Forget (and unroot) the exceptions thrown into wasm; at the end of the outermost call."""
-    thrown, _tls.thrown = _tls.thrown, []
-    for _store, _raw_id, exn, _error in thrown:
-        ffi.wasmtime_exnref_unroot(byref(exn))
+    """Forget (and unroot) the exceptions thrown into wasm, at the end of the outermost call:
+    all of this thread's, except those of stores this thread is still inside a call of (it
+    holds their lock). Synchronous calls call this only when their store has ``thrown``
+    entries and they left its lock: no per-call depth count, thread-local or not."""
+    thrown = _tls.thrown
+    kept = [entry for entry in thrown if _held(entry[0])]
+    _tls.thrown = kept
+    for entry in thrown:
+        entry[0].thrown = False
+    for store, _raw_id, exn, _error in thrown:
+        if _held(store):
+            store.thrown = True
+        else:
+            ffi.wasmtime_exnref_unroot(byref(exn))
 
 
 def _trampoline_py(
@@ -716,6 +744,7 @@ def _host_finalizer_py(env: int | None) -> None:
     if not env:
         return
     owner = _HOST_OWNERS.pop(env, None)
+    _RUNS.pop(env, None)
     store = owner() if owner is not None else None
     if store is not None:
         store.host.pop(env, None)
@@ -784,6 +813,225 @@ def _raise_uncaught(store: _Store, trap: wasmtime.Trap) -> None:
     raise UncaughtWasmException(tag, values) from trap
 
 
+# -- per-signature fast paths (issue 10) ----------------------------------------------------------
+# For signatures of numbers only (i32, i64, f32, f64), calls go through
+# ``wasmtime_func_call_unchecked`` and host functions through ``wasmtime_func_new_unchecked``:
+# values travel in a ``wasmtime_val_raw_t`` array with no kind tags and no rooting, which is
+# safe because the types come from asyncwasm's decoder (never asked of wasmtime) and the public
+# layer hands over canonical values (wrapped ints, rounded floats). Signatures with references or
+# v128 keep the checked path (rooting, externref identity). Code is generated once per signature.
+
+_RAW_FIELDS: Final = {"i32": "i32", "i64": "i64", "f32": "f32", "f64": "f64"}
+
+# The C functions declared with plain pointer arguments: ctypes then passes precomputed
+# addresses (ints) without building pointer objects on every call.
+_call_unchecked: Final[Any] = ctypes.CFUNCTYPE(
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_void_p,
+)(("wasmtime_func_call_unchecked", ffi.dll))
+
+
+def _unchecked(type: FuncType) -> bool:
+    """Whether ``type`` takes the unchecked paths (numbers only)."""
+    return all(t in _RAW_FIELDS for t in type.params + type.results)
+
+
+_CALLERS: dict[FuncType, Callable[..., Any]] = {}
+_HOST_RUNS: dict[FuncType, Callable[..., Any]] = {}
+
+
+def _generate(source: str, name: str, **names: Any) -> Callable[..., Any]:
+    namespace: dict[str, Any] = dict(names)
+    exec(compile(source, f"<asyncwasm wasmtime {name}>", "exec"), namespace)
+    factory: Callable[..., Any] = namespace["factory"]
+    return factory
+
+
+def _caller_factory(type: FuncType) -> Callable[..., Any]:
+    """``factory(s, fa, aa, ta, trap, slots, slow) -> caller(*args)`` for ``type`` (see
+    ``WasmtimeEngine.prepare_call``)."""
+    factory = _CALLERS.get(type)
+    if factory is not None:
+        return factory
+    n = max(len(type.params), len(type.results))
+    args = [f"a{i}" for i in range(len(type.params))]
+    slots = [f"s{i}" for i in range(n)]
+    results = [f"s{i}.{_RAW_FIELDS[t]}" for i, t in enumerate(type.results)]
+    if not results:
+        ret = "None"
+    elif len(results) == 1:
+        ret = results[0]
+    else:
+        ret = f"({', '.join(results)},)"
+    lines = [
+        "def factory(s, fa, aa, ta, trap, slots, slow):",
+        f"    {''.join(f'{x}, ' for x in slots)}= slots" if slots else "    pass",
+        "    ctx = s.ctx_address",
+        "    lock = s.lock",
+        "    interrupts = s.interrupts",
+        "    pctx = s.ctx",
+        f"    def caller({', '.join(args)}):",
+        "        if s.aio is not None:",
+        f"            return slow({', '.join(args)})",
+        "        try:",
+        "            with lock:",
+        *(
+            f"                {slot}.{_RAW_FIELDS[t]} = {a}"
+            for slot, a, t in zip(slots, args, type.params, strict=False)
+        ),
+        # Interrupts.begin/end: Ctrl-C, the per-call limits (fuel, deadline) and the ticker.
+        "                interrupts.begin(pctx)",
+        "                try:",
+        f"                    err = call(ctx, fa, aa, {n}, ta)",
+        "                    if err or trap.value:",
+        "                        fail_unchecked(s, err, trap)",
+        "                finally:",
+        "                    interrupts.end()",
+        f"                return {ret}",
+        "        finally:",
+        "            if s.thrown:",
+        "                after_throws(s)",
+        "    return caller",
+    ]
+    factory = _generate(
+        "\n".join(lines),
+        f"call {type}",
+        call=_call_unchecked,
+        fail_unchecked=_fail_unchecked,
+        after_throws=_after_throws,
+    )
+    return _CALLERS.setdefault(type, factory)
+
+
+def _fail_unchecked(s: _Store, err: int | None, trap: ctypes.c_void_p) -> None:
+    """``_fail`` for a prepared caller: ``err`` and the trap holder's value are addresses. The
+    holder is cleared (it is reused by the next call, which wasmtime writes only on a trap)."""
+    address, trap.value = trap.value, None
+    _fail(
+        s,
+        ctypes.cast(err, POINTER(ffi.wasmtime_error_t)) if err else None,
+        ctypes.cast(address, POINTER(ffi.wasm_trap_t)) if address else None,
+        _call_error,
+    )
+
+
+def _host_run(type: FuncType) -> Callable[..., Any]:
+    """``factory(fn) -> run(p)`` for a host function of ``type``: ``run`` reads the arguments
+    from the raw array ``p``, calls ``fn`` with them and writes its results (a sequence of
+    engine values) back."""
+    factory = _HOST_RUNS.get(type)
+    if factory is not None:
+        return factory
+    n = max(len(type.params), len(type.results))
+    nres = len(type.results)
+    slots = [f"s{i}" for i in range(n)]
+    lines = [
+        "def factory(fn):",
+        "    def run(p):",
+        *(f"        {slot} = p[{i}]" for i, slot in enumerate(slots)),
+        "        out = fn("
+        + ", ".join(f"{slot}.{_RAW_FIELDS[t]}" for slot, t in zip(slots, type.params, strict=False))
+        + ")",
+        f"        if len(out) != {nres}:",
+        f"            raise TypeError(f'host function returned {{len(out)}} values for {nres} results')",
+        *(
+            f"        {slot}.{_RAW_FIELDS[t]} = out[{i}]"
+            for i, (slot, t) in enumerate(zip(slots, type.results, strict=False))
+        ),
+        "    return run",
+    ]
+    factory = _generate("\n".join(lines), f"host {type}")
+    return _HOST_RUNS.setdefault(type, factory)
+
+
+_RUNS: dict[int, weakref.ref[Callable[..., None]]] = {}
+"""Unchecked host functions by env id: their ``run`` (held strongly by the store's ``host``)."""
+
+
+def _trampoline_unchecked_py(env: int, caller: Any, params: Any, nparams: int) -> int:
+    try:
+        _RUNS[env]()(params)  # type: ignore[misc]  # None (store gone): handled below
+        return 0
+    except BaseException as error:
+        return _host_failed(env, caller, error)
+
+
+def _host_failed(env: int, caller: Any, error: BaseException) -> int:
+    """An unchecked host function raised ``error``: the trap pointer to return."""
+    owner = _HOST_OWNERS.get(env or 0)
+    store = owner() if owner is not None else None
+    if store is None:
+        return _make_trap("asyncwasm: host function called after its store was freed")
+    if isinstance(error, WasmThrowable):
+        try:
+            return _throw(store, ffi.wasmtime_caller_context(caller), error, error.thrown)
+        except BaseException as throw_error:
+            _tls.pending = throw_error
+            return _make_trap("asyncwasm: could not throw the host exception")
+    _tls.pending = error
+    return _make_trap("asyncwasm: Python exception in host function")
+
+
+_trampoline_unchecked: Final[Any] = ffi.wasmtime_func_unchecked_callback_t(_trampoline_unchecked_py)
+
+
+class _CompileThreads:
+    """wasmtime compiles a module's functions in parallel on a thread pool of its own (rayon's,
+    one thread per CPU, made at the first parallel compile and kept). On a 2-CPU machine those
+    threads took both CPUs and the event loop thread waited for a time slice: 16-25 ms of loop
+    lateness while compiling QuickJS. So the pool's threads get a lower priority (``NICE``):
+    the loop thread, waking up, then preempts them at once, and they still use every CPU the
+    loop leaves idle. Measured alternative: one compile thread (``RAYON_NUM_THREADS=1``) was
+    worse (slower compiles, and lateness no better on a loaded machine).
+
+    The pool's threads are told apart as the threads, not made by Python, that appeared during
+    a compile (Linux ``/proc/self/task``); nothing else is reniced. Elsewhere: no-op.
+    """
+
+    NICE: Final = 10
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = False
+        self._supported = hasattr(os, "setpriority") and os.path.isdir("/proc/self/task")
+
+    def snapshot(self) -> frozenset[int] | None:
+        """The process's threads before a compile, while the pool is not found yet."""
+        if self._done or not self._supported:
+            return None
+        return self._tasks()
+
+    def lower_new(self, before: frozenset[int] | None) -> None:
+        """Lower the priority of threads that appeared since ``before`` and are not Python's."""
+        if before is None:
+            return
+        python = {t.native_id for t in threading.enumerate()}
+        new = self._tasks() - before - python
+        if not new:
+            return
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        for tid in new:
+            with contextlib.suppress(OSError):
+                current = os.getpriority(os.PRIO_PROCESS, tid)
+                os.setpriority(os.PRIO_PROCESS, tid, max(current, self.NICE))
+
+    @staticmethod
+    def _tasks() -> frozenset[int]:
+        try:
+            return frozenset(int(name) for name in os.listdir("/proc/self/task"))
+        except (OSError, ValueError):
+            return frozenset()
+
+
+_compile_threads: Final = _CompileThreads()
+
 # -- the engine -----------------------------------------------------------------------------------
 
 
@@ -836,8 +1084,12 @@ class WasmtimeEngine(Engine):
         return None
 
     def compile(self, store: StoreHandle | None, wasm: bytes) -> _Module:
-        with map_exceptions(_COMPILE_ERRORS):
-            return _Module(wasmtime.Module(self._engine, bytes(wasm)))
+        before = _compile_threads.snapshot()
+        try:
+            with map_exceptions(_COMPILE_ERRORS):
+                return _Module(wasmtime.Module(self._engine, bytes(wasm)))
+        finally:
+            _compile_threads.lower_new(before)
 
     def serialize(self, module: ModuleHandle) -> bytes:
         if not isinstance(module, _Module):
@@ -889,20 +1141,20 @@ class WasmtimeEngine(Engine):
             externs[i] = handle.extern()  # type: ignore[attr-defined]
         raw = ffi.wasmtime_instance_t()
         trap = POINTER(ffi.wasm_trap_t)()
-        with s.lock:
-            _tls.depth += 1
-            s.interrupts.begin(s.ctx)
-            try:
-                err = ffi.wasmtime_instance_new(
-                    s.ctx, module.module.ptr(), externs, len(imports), byref(raw), byref(trap)
-                )
-                if err or trap:
-                    _fail(s, err, trap, _instantiate_error)
-            finally:
-                s.interrupts.end()
-                _tls.depth -= 1
-                if _tls.depth == 0:
-                    _clear_thrown()
+        try:
+            with s.lock:
+                s.interrupts.begin(s.ctx)
+                try:
+                    err = ffi.wasmtime_instance_new(
+                        s.ctx, module.module.ptr(), externs, len(imports), byref(raw), byref(trap)
+                    )
+                    if err or trap:
+                        _fail(s, err, trap, _instantiate_error)
+                finally:
+                    s.interrupts.end()
+        finally:
+            if s.thrown:
+                _after_throws(s)
         return _Instance(s, raw)
 
     def instance_exports(self, store: StoreHandle, instance: InstanceHandle) -> list[Any]:
@@ -954,11 +1206,19 @@ class WasmtimeEngine(Engine):
             env = next(_ids)
             raw = ffi.wasmtime_func_t()
             with s.lock:
-                s.host[env] = (fn, type)
                 _HOST_OWNERS[env] = weakref.ref(s)
-                ffi.wasmtime_func_new(
-                    s.ctx, functype, _trampoline, env, _host_finalizer, byref(raw)
-                )
+                if _unchecked(type):  # numbers only: raw values, code made for the signature
+                    run = _host_run(type)(fn)
+                    s.host[env] = (run, type)
+                    _RUNS[env] = weakref.ref(run)
+                    ffi.wasmtime_func_new_unchecked(
+                        s.ctx, functype, _trampoline_unchecked, env, _host_finalizer, byref(raw)
+                    )
+                else:
+                    s.host[env] = (fn, type)
+                    ffi.wasmtime_func_new(
+                        s.ctx, functype, _trampoline, env, _host_finalizer, byref(raw)
+                    )
         finally:
             ffi.wasm_functype_delete(functype)
         return _Func(s, raw)
@@ -976,34 +1236,68 @@ class WasmtimeEngine(Engine):
         params = (ffi.wasmtime_val_t * nparams)()
         results = (ffi.wasmtime_val_t * nresults)()
         trap = POINTER(ffi.wasm_trap_t)()
-        with s.lock:
-            done = 0
-            _tls.depth += 1
-            s.interrupts.begin(s.ctx)
-            try:
-                for i, (t, value) in enumerate(zip(type.params, args, strict=True)):
-                    _to_raw(s, s.ctx, t, value, params[i])
-                    done += 1
-                err = ffi.wasmtime_func_call(
-                    s.ctx, byref(f.raw), params, nparams, results, nresults, byref(trap)
-                )
-                if err or trap:
-                    _fail(s, err, trap, _call_error)
-                values: list[EngineValue] = []
+        try:
+            with s.lock:
+                done = 0
+                s.interrupts.begin(s.ctx)
                 try:
-                    for i in range(nresults):
-                        values.append(_from_raw(s, s.ctx, results[i]))
+                    for i, (t, value) in enumerate(zip(type.params, args, strict=True)):
+                        _to_raw(s, s.ctx, t, value, params[i])
+                        done += 1
+                    err = ffi.wasmtime_func_call(
+                        s.ctx, byref(f.raw), params, nparams, results, nresults, byref(trap)
+                    )
+                    if err or trap:
+                        _fail(s, err, trap, _call_error)
+                    values: list[EngineValue] = []
+                    try:
+                        for i in range(nresults):
+                            values.append(_from_raw(s, s.ctx, results[i]))
+                    finally:
+                        for i in range(nresults):
+                            _unroot(results[i])
                 finally:
-                    for i in range(nresults):
-                        _unroot(results[i])
-            finally:
-                s.interrupts.end()
-                for i in range(done):
-                    _unroot(params[i])
-                _tls.depth -= 1
-                if _tls.depth == 0:
-                    _clear_thrown()
+                    s.interrupts.end()
+                    for i in range(done):
+                        _unroot(params[i])
+        finally:
+            if s.thrown:
+                _after_throws(s)
         return tuple(values)
+
+    def prepare_call(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType
+    ) -> Callable[..., EngineValue]:
+        s, f = _checked(store, func, _Func, "function")
+        _check_types(type.params + type.results, "calls")
+        nresults = len(type.results)
+
+        def slow(*args: EngineValue) -> EngineValue:
+            results = self.call(s, f, type, args)
+            if nresults == 1:
+                return results[0]
+            return results if nresults else None
+
+        if not _unchecked(type):
+            return slow
+        # One raw array per function, reused by every call: wasmtime reads the arguments when
+        # the call starts and writes the results when it ends, so even a recursive call of the
+        # same function (wasm -> host -> this function) can't mix them up; the store lock keeps
+        # other threads out. ``slow`` keeps ``f`` (whose struct's address is used) alive.
+        n = max(len(type.params), nresults)
+        array = (ffi.wasmtime_val_raw_t * max(n, 1))()
+        trap = ctypes.c_void_p()
+        slots = tuple(array[i] for i in range(n))  # each keeps ``array`` alive
+        caller: Callable[..., EngineValue] = _caller_factory(type)(
+            s,
+            ctypes.addressof(f.raw),
+            ctypes.addressof(array),
+            ctypes.addressof(trap),
+            trap,
+            slots,
+            slow,
+        )
+        return caller
 
     # -- JSPI (_wasmtime_async) --------------------------------------------------------------------
     def func_new_suspending(
