@@ -49,13 +49,14 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
+from . import _fork
 from ._binary import ModuleInfo
 from ._cache import CacheInfo, CorruptEntry, DiskCache, MemoryCache
 from ._context import RuntimeBase, StoreCell, StoreContext
 from ._decode import check_size, decode_for_engine
 from ._engines._base import ModuleHandle
 from ._exceptions import CompileError, RuntimeClosedError
-from ._module import Module, ModuleParts, module_from_parts
+from ._module import Module, ModuleParts, module_from_parts, module_source, with_source
 from ._pool import PoolClosedError, ProcessPool, WorkerDied
 
 if TYPE_CHECKING:
@@ -137,6 +138,18 @@ class CompileService:
         self.strategy: _Strategy = (
             _InProcesses(self) if engine.compile_in_process else _InThreads(self)
         )
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        # Fresh caches (the parent's entries hold its engine modules), flights, locks and
+        # counters; the pool renews itself (``ProcessPool._after_fork_in_child``).
+        self.memory_cache = MemoryCache(self.memory_cache.max_size)
+        self.strategy.clear()
+        self.flights = {}
+        self._limiter = None
+        self._stats = Counter()
+        self._stats_lock = threading.Lock()
+        self._lock = threading.Lock()
 
     # -- counters -----------------------------------------------------------------------------
     def count(self, what: str, delta: int = 1) -> None:
@@ -376,7 +389,7 @@ async def compile_async(
         if compiled is not None:
             break
         # The leader was cancelled before its compilation started: start over.
-    return service.strategy.to_module(digest, compiled)
+    return with_source(service.strategy.to_module(digest, compiled), module_source(wasm, digest))
 
 
 def _sha256(data: bytes) -> bytes:

@@ -7,6 +7,7 @@ import os
 import threading
 from typing import Final
 
+from .. import _fork
 from ._base import Engine, EngineFeatures, UncaughtWasmException
 
 __all__ = [
@@ -26,6 +27,14 @@ _ENV_VAR: Final = "ASYNCWASM_ENGINE"
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
 _import_errors: dict[str, str] = {}
+
+
+def _renew_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+_fork.at_fork_in_child(_renew_lock)
 
 
 def _try_load(name: str) -> Engine | None:

@@ -66,8 +66,10 @@ from typing import Any, Final, Literal, TypeVar
 import wasmer
 import wasmer_compiler_cranelift
 
+from .. import _fork
 from .._exceptions import (
     CompileError,
+    ForkedObjectError,
     LinkError,
     NotSupportedError,
     RangeError,
@@ -261,7 +263,32 @@ _G_OTHER: Final = _Guard("other")
 # -- handles --------------------------------------------------------------------------------
 
 
-_get_ident: Final = threading.get_ident
+_get_ident = threading.get_ident
+"""The thread key of handles (``_Affine._thread``). In a forked child of generation ``g`` it is
+the thread id xor ``g << 64``: every handle made in the parent then fails the thread check that
+every method already makes, and that check's slow path raises ``ForkedObjectError``. The parent
+keeps the plain builtin (no cost)."""
+
+
+def _salt_thread_ids() -> None:
+    global _get_ident
+    salt = _fork.generation() << 64
+    get_ident = threading.get_ident
+
+    def salted() -> int:
+        return get_ident() ^ salt
+
+    _get_ident = salted
+
+
+_fork.at_fork_in_child(_salt_thread_ids)
+
+
+def _forked_object(what: str) -> ForkedObjectError:
+    return ForkedObjectError(
+        f"this {what} was made before the process forked: it belongs to the parent process's "
+        "wasmer state; make a new one in the child (a Module can be pickled or compiled again)"
+    )
 
 
 class _Affine:
@@ -279,16 +306,19 @@ class _Affine:
 
     def check_thread(self) -> None:
         if _get_ident() != self._thread:
+            if self._thread >> 64 != _fork.generation():
+                raise _forked_object("object")
             raise NotSupportedError(ENGINE_NAME, _THREAD_CAPABILITY)
 
 
 class WasmerStore(StoreHandle):
     """A ``wasmer.Store`` (Universal engine, Cranelift). Stores may cross threads."""
 
-    __slots__ = ("__weakref__", "inner")
+    __slots__ = ("__weakref__", "generation", "inner")
 
     def __init__(self) -> None:
         self.inner = _new_wasmer_store()
+        self.generation = _fork.generation()
 
 
 class WasmerModule(_Affine, ModuleHandle):
@@ -823,6 +853,8 @@ class WasmerEngine(Engine):
 def _store(store: Any) -> WasmerStore:
     if not isinstance(store, WasmerStore):
         raise builtins.TypeError(f"expected a wasmer store handle, got {type(store).__name__}")
+    if store.generation != _fork.generation():
+        raise _forked_object("object")
     return store
 
 

@@ -33,6 +33,7 @@ import wasmtime
 from wasmtime import _ffi as ffi  # private bindings of the C API
 
 from .. import _exceptions as exc
+from .. import _fork
 from .._types import (
     JS_VALUE_TYPES,
     MAX_TABLE_LENGTH,
@@ -146,6 +147,11 @@ def _make_config() -> wasmtime.Config:
     config = wasmtime.Config()
     for key, value in _CONFIG.items():
         setattr(config, key, value)
+    if _fork.forked():
+        # The parallel-compilation thread pool does not survive fork: a forked child's engine
+        # with it hangs in its first compile (measured), even a new engine's. Artifacts don't
+        # depend on it (a parallel-compiled one loads into a serial engine: measured).
+        config.parallel_compilation = False
     ffi.wasmtime_config_signals_based_traps_set(config.ptr(), _SIGNALS_BASED_TRAPS)
     # JSPI: host functions run on an async call's fiber; give Python a main thread's worth of
     # stack there (see _wasmtime_async: a fiber stack overflow aborts the process).
@@ -245,6 +251,7 @@ class _Store(StoreHandle):
         # JSPI (_wasmtime_async): never deleted while a call future of it is alive; ``aio`` is
         # its async state once it became an async store.
         self.engine = engine
+        self.generation = _fork.generation()  # made in the parent: refused in a forked child
         self.store = _async.GuardedStore(engine)
         self.aio: Any = None
         # The JS API's embedder limit on a table's length (asyncwasm#3): wasm's table.grow past
@@ -267,6 +274,19 @@ class _Store(StoreHandle):
 
     def __repr__(self) -> str:
         return f"<asyncwasm wasmtime store at {id(self):#x}>"
+
+
+_LIVE_STORES: weakref.WeakSet[_Store] = weakref.WeakSet()
+_INHERITED_STORES: list[_Store] = []
+"""In a forked child, the parent's stores: never deleted there (deleting a store with a
+suspended call aborts the process; its lock may be held by a thread that is gone)."""
+
+
+def _forked_object(what: str) -> exc.ForkedObjectError:
+    return exc.ForkedObjectError(
+        f"this {what} was made before the process forked: it belongs to the parent process's "
+        "wasmtime state; make a new one in the child (a Module can be pickled or compiled again)"
+    )
 
 
 class _Handle:
@@ -385,16 +405,27 @@ class _Instance(InstanceHandle):
 class _Module(ModuleHandle):
     """A compiled module: engine-wide, shared by every store."""
 
-    __slots__ = ("module",)
+    __slots__ = ("generation", "module")
 
     def __init__(self, module: wasmtime.Module) -> None:
         self.module = module
+        self.generation = _fork.generation()
 
 
 def _store_of(store: object) -> _Store:
     if not isinstance(store, _Store):
         raise TypeError(f"expected a wasmtime store handle, got {type(store).__name__}")
+    if store.generation != _fork.generation():
+        raise _forked_object("object")
     return store
+
+
+def _module_of(module: object) -> _Module:
+    if not isinstance(module, _Module):
+        raise TypeError("expected a wasmtime module handle")
+    if module.generation != _fork.generation():
+        raise _forked_object("module")
+    return module
 
 
 def _same_store(store: _Store, handle: object, what: str) -> None:
@@ -737,6 +768,7 @@ class WasmtimeEngine(Engine):
 
     def __init__(self) -> None:
         self._engine = wasmtime.Engine(_make_config())
+        _fork.track(self)
         # The process-wide engine lives until exit. Left to wasmtime-py, its __del__ runs during
         # interpreter teardown, after the FFI module's globals are gone, and prints a traceback;
         # taking the pointer at exit leaves it to the OS instead.
@@ -755,13 +787,24 @@ class WasmtimeEngine(Engine):
             preemption=True,
         )
 
+    def _after_fork_in_child(self) -> None:
+        # A new engine (serial compilation, see _make_config); the parent's stores and modules
+        # are refused from now on (their generation), and its stores are never deleted here.
+        self._engine = wasmtime.Engine(_make_config())
+        atexit.register(self._engine._consume)
+        _INHERITED_STORES.extend(_LIVE_STORES)
+        for store in _INHERITED_STORES:
+            atexit.register(store.store._consume)
+
     @property
     def version(self) -> str:
         return _package_version()
 
     def cache_key(self) -> str:
-        config = sorted({**_CONFIG, "signals_based_traps": _SIGNALS_BASED_TRAPS}.items())
-        digest = hashlib.sha256(repr(config).encode()).hexdigest()[:16]
+        # Not parallel_compilation: it changes how, not what, wasmtime compiles.
+        config = {**_CONFIG, "signals_based_traps": _SIGNALS_BASED_TRAPS}
+        del config["parallel_compilation"]
+        digest = hashlib.sha256(repr(sorted(config.items())).encode()).hexdigest()[:16]
         return f"{_NAME}-{self.version}-{digest}"
 
     # -- modules --------------------------------------------------------------------------------
@@ -777,8 +820,7 @@ class WasmtimeEngine(Engine):
             return _Module(wasmtime.Module(self._engine, bytes(wasm)))
 
     def serialize(self, module: ModuleHandle) -> bytes:
-        if not isinstance(module, _Module):
-            raise TypeError("expected a wasmtime module handle")
+        module = _module_of(module)
         with map_exceptions(_COMPILE_ERRORS):
             return bytes(module.module.serialize())
 
@@ -795,7 +837,9 @@ class WasmtimeEngine(Engine):
 
     # -- stores and instances -------------------------------------------------------------------
     def new_store(self) -> _Store:
-        return _Store(self._engine)
+        store = _Store(self._engine)
+        _LIVE_STORES.add(store)
+        return store
 
     def note_declared_types(self, store: StoreHandle, types: Sequence[object]) -> None:
         s = _store_of(store)
@@ -810,8 +854,7 @@ class WasmtimeEngine(Engine):
         self, store: StoreHandle, module: ModuleHandle, imports: Sequence[object]
     ) -> _Instance:
         s = _store_of(store)
-        if not isinstance(module, _Module):
-            raise TypeError("expected a wasmtime module handle")
+        module = _module_of(module)
         for handle in imports:
             _same_store(s, handle, "import")
         if s.aio is not None:  # JSPI: an async store takes futures only
