@@ -56,6 +56,7 @@ from ._context import RuntimeBase, StoreCell, StoreContext
 from ._decode import check_size, decode_for_engine
 from ._engines._base import ModuleHandle
 from ._exceptions import CompileError, RuntimeClosedError
+from ._filelock import exclusive
 from ._module import Module, ModuleParts, module_from_parts, module_source, with_source
 from ._pool import PoolClosedError, ProcessPool, WorkerDied
 
@@ -507,6 +508,16 @@ def _work(service: CompileService, flight: _Flight, wasm: bytes, info: ModuleInf
 
 
 def _produce(
+    service: CompileService, flight: _Flight, wasm: bytes, known_info: ModuleInfo | None
+) -> Compiled:
+    if service.disk is None:
+        return _produce_locked(service, flight, wasm, known_info)
+    # Processes sharing the cache_dir compile a module once between them (see _filelock).
+    with exclusive(service.disk.path_for(flight.digest).with_suffix(".lock")):
+        return _produce_locked(service, flight, wasm, known_info)
+
+
+def _produce_locked(
     service: CompileService, flight: _Flight, wasm: bytes, known_info: ModuleInfo | None
 ) -> Compiled:
     disk = service.disk
