@@ -121,6 +121,7 @@ class Module:
 
     def __init__(self, source: object, *, runtime: RuntimeBase | None = None) -> None:
         wasm = copy_buffer_source(source)
+        self._source = module_source(wasm)  # first: whichever way the module is made below
         context = context_for(runtime)
         engine = context.engine
         info = decode_for_engine(wasm, engine)
@@ -131,7 +132,6 @@ class Module:
         else:
             handle = engine.compile(store, wasm)
         self._parts = ModuleParts(context, handle, info, cell)
-        self._source = module_source(wasm)
 
     def __copy__(self) -> Module:
         return self
