@@ -8,7 +8,7 @@ WASMER_ENV   := .venvs/wasmer-py310
 WASMTIME_ENV := .venvs/wasmtime-py3
 PIP_FLAGS    := --quiet --disable-pip-version-check
 
-.PHONY: demo test lint test-wasmer test-wasmtime bench conformance install clean
+.PHONY: demo test lint test-wasmer test-wasmtime bench conformance fuzz install clean
 
 install: $(WASMER_ENV)/.installed $(WASMTIME_ENV)/.installed
 
@@ -48,6 +48,16 @@ test: lint
 	$(MAKE) --no-print-directory test-wasmer || status=1; \
 	$(MAKE) --no-print-directory test-wasmtime || status=1; \
 	$(WASMTIME_ENV)/bin/python tools/test_summary.py .cache/junit-wasmer.xml .cache/junit-wasmtime.xml || status=1; \
+	$(MAKE) --no-print-directory fuzz FUZZ_COUNT=300 || status=1; \
+	exit $$status
+
+# Mutation fuzzing of validate/Module/compile/compile_streaming (tools/fuzz.py), per engine.
+# `make test` runs 300 inputs each (seconds); `make fuzz` 20,000 (a minute or two each).
+FUZZ_COUNT ?= 20000
+fuzz: $(WASMER_ENV)/.installed $(WASMTIME_ENV)/.installed
+	@status=0; \
+	PATH="$(CURDIR)/$(WASMTIME_ENV)/bin:$$PATH" $(WASMER_ENV)/bin/python tools/fuzz.py --engine wasmer --count $(FUZZ_COUNT) || status=1; \
+	$(WASMTIME_ENV)/bin/python tools/fuzz.py --engine wasmtime --count $(FUZZ_COUNT) || status=1; \
 	exit $$status
 
 bench: install

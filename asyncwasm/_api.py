@@ -8,7 +8,6 @@ from typing import Any, overload
 
 from ._instance import Instance, InstantiatedSource
 from ._module import Module
-from ._module import validate as validate
 from ._runtime import get_default_runtime
 from ._source import copy_buffer_source
 
@@ -21,6 +20,14 @@ __all__ = [
     "instantiate_streaming",
     "validate",
 ]
+
+
+def validate(source: object) -> bool:
+    """Whether ``source`` holds a valid WebAssembly module (JS ``WebAssembly.validate``): true
+    exactly when compiling it would succeed. ``source`` is any buffer-protocol object
+    (``TypeError`` otherwise). Synchronous: a module the engine's validator accepts is compiled
+    (and cached, so the ``compile()`` or ``Module()`` that usually follows is free)."""
+    return get_default_runtime().validate(source)
 
 
 # compile() and instantiate() are plain functions returning a coroutine, not ``async def``:

@@ -94,6 +94,27 @@ _NULLABLE_NAME: Final = {
 _REF_NULL, _REF = 0x63, 0x64
 _PACKED: Final = {0x78: "i8", 0x77: "i16"}
 
+# The JS API's implementation limits (JS API spec, "Limits"; WPT limits.any.js). Each is
+# checked where its count is read, so a module declaring ten million functions fails at that
+# count instead of after decoding them. The limit on memories (1) is left to the engine:
+# wasmtime implements multi-memory (Wasm 3.0), which the core spec suite exercises.
+MAX_MODULE_SIZE: Final = 1 << 30
+MAX_TYPES: Final = 1_000_000  # also bounds recursion groups and the types in one group
+MAX_FUNCTIONS: Final = 1_000_000
+MAX_IMPORTS: Final = 1_000_000
+MAX_EXPORTS: Final = 1_000_000
+MAX_GLOBALS: Final = 1_000_000
+MAX_TAGS: Final = 1_000_000
+MAX_DATA_SEGMENTS: Final = 100_000
+MAX_TABLES: Final = 100_000  # imported and defined
+MAX_ELEMENT_SEGMENTS: Final = 10_000_000
+MAX_TABLE_INIT_ENTRIES: Final = 10_000_000  # elements of one element segment
+MAX_FUNCTION_SIZE: Final = 7_654_321  # a function body, its locals declarations included
+MAX_FUNCTION_LOCALS: Final = 50_000  # parameters included
+MAX_PARAMS: Final = 1_000
+MAX_RESULTS: Final = 1_000
+MAX_STRUCT_FIELDS: Final = 10_000
+
 # Beyond any real offset: the "end" of a read that no section bounds (section headers).
 _UNBOUNDED: Final = 1 << 62
 # Items shorter than this are re-parsed on every chunk (exact first-bad-byte detection); longer
@@ -199,6 +220,10 @@ def _error(message: str, offset: int) -> CompileError:
     return CompileError(f"{message} (at byte offset {offset})", offset=offset)
 
 
+def _limit_error(what: str, count: int, limit: int, offset: int) -> CompileError:
+    return _error(f"too many {what}: {count}, over the JS API's limit of {limit}", offset)
+
+
 class _NeedMore(Exception):
     """Internal: the bytes received so far stop inside what is being read."""
 
@@ -263,6 +288,14 @@ class _Reader:
                 self.pos = p + 1
                 return b
         return self.leb(32, signed=False)
+
+    def count(self, limit: int, what: str) -> int:
+        """A vector's length (u32), refused with ``CompileError`` past ``limit``."""
+        start = self.pos
+        n = self.u32()
+        if n > limit:
+            raise _limit_error(what, n, limit, start)
+        return n
 
     def s32(self) -> int:
         return self.leb(32, signed=True)
@@ -378,18 +411,19 @@ def _field_type(r: _Reader) -> FieldType:
     return FieldType(storage, _mutability(r))
 
 
-def _result_types(r: _Reader) -> tuple[ValType, ...]:
-    return tuple(_value_type(r) for _ in range(r.u32()))
+def _result_types(r: _Reader, limit: int, what: str) -> tuple[ValType, ...]:
+    return tuple(_value_type(r) for _ in range(r.count(limit, what)))
 
 
 def _composite_type(r: _Reader) -> DefinedType:
     start = r.pos
     form = r.byte()
     if form == 0x60:
-        params = _result_types(r)
-        return FuncType(params, _result_types(r))
+        params = _result_types(r, MAX_PARAMS, "function parameters")
+        return FuncType(params, _result_types(r, MAX_RESULTS, "function results"))
     if form == 0x5F:
-        return StructType(tuple(_field_type(r) for _ in range(r.u32())))
+        fields = r.count(MAX_STRUCT_FIELDS, "struct fields")
+        return StructType(tuple(_field_type(r) for _ in range(fields)))
     if form == 0x5E:
         return ArrayType(_field_type(r))
     if form == 0x5D:
@@ -408,7 +442,7 @@ def _sub_type(r: _Reader) -> DefinedType:
 def _rec_group(r: _Reader) -> list[DefinedType]:
     if r.peek() == 0x4E:
         r.pos += 1
-        return [_sub_type(r) for _ in range(r.u32())]
+        return [_sub_type(r) for _ in range(r.count(MAX_TYPES, "types in a recursion group"))]
     return [_sub_type(r)]
 
 
@@ -505,6 +539,7 @@ class _Section:
     items: list[Any] = field(default_factory=list)
     head: Any = None  # what the head parsed (custom section name, start function, ...)
     retry_at: int = 0  # don't re-parse an unfinished item before this many bytes are received
+    units: int = 0  # entities its complete items declare (types of rec groups, grouped imports)
 
 
 class StreamingDecoder:
@@ -545,6 +580,7 @@ class StreamingDecoder:
         self._data_seen = False
         self._start: int | None = None
         self._code_offset: int | None = None
+        self._item_index = 0  # index in its section of the item being parsed
 
     # Public interface
 
@@ -565,6 +601,10 @@ class StreamingDecoder:
             raise ValueError("StreamingDecoder.feed() called after finish()")
         if not chunk:
             return
+        if len(self._buf) + len(chunk) > MAX_MODULE_SIZE:
+            raise self._fail(
+                _limit_error("bytes", len(self._buf) + len(chunk), MAX_MODULE_SIZE, MAX_MODULE_SIZE)
+            )
         self._buf += chunk
         self._guarded(final=False)
 
@@ -578,6 +618,10 @@ class StreamingDecoder:
         return self._info
 
     # Driving
+
+    def _fail(self, error: CompileError) -> CompileError:
+        self._error = error
+        return error
 
     def _guarded(self, *, final: bool) -> None:
         try:
@@ -643,6 +687,13 @@ class StreamingDecoder:
             size = r.u32()
         except _NeedMore:
             return None
+        if r.pos + size > MAX_MODULE_SIZE:
+            # Refused at its header: never buffer what can never fit (streaming reads no more).
+            raise _error(
+                f"{SECTION_NAMES[sid]} section of {size} bytes would end at byte {r.pos + size}, "
+                f"past the JS API's module size limit of {MAX_MODULE_SIZE}",
+                start,
+            )
         if sid != CUSTOM:
             self._last_rank = _RANK[sid]
             self._last_id = sid
@@ -660,9 +711,16 @@ class StreamingDecoder:
                 s.pos = r.pos
             parse_item = self._ITEMS.get(s.id)
             items = s.items
+            unit_limit = _UNIT_LIMITS.get(s.id)
             while len(items) < s.count:
                 assert parse_item is not None
-                items.append(parse_item(self, r))
+                self._item_index = len(items)
+                item = parse_item(self, r)
+                if unit_limit is not None:
+                    s.units += len(item)
+                    if s.units > unit_limit[0]:
+                        raise _limit_error(unit_limit[1], s.units, unit_limit[0], s.pos)
+                items.append(item)
                 s.pos = r.pos
         except _NeedMore:
             unfinished = received - s.pos
@@ -740,7 +798,10 @@ class StreamingDecoder:
     # Section heads: parse what precedes the items and return the number of items.
 
     def _head_vec(self, r: _Reader, s: _Section) -> int:
-        return r.u32()
+        limit, what = _COUNT_LIMITS[s.id]
+        if s.id == TABLE:  # imported tables count too
+            limit -= len(self._tables)
+        return r.count(limit, what)
 
     def _head_custom(self, r: _Reader, s: _Section) -> int:
         name = r.name()
@@ -757,19 +818,19 @@ class StreamingDecoder:
         return 0
 
     def _head_datacount(self, r: _Reader, s: _Section) -> int:
-        s.head = r.u32()
+        s.head = r.count(MAX_DATA_SEGMENTS, "data segments")
         return 0
 
     def _head_code(self, r: _Reader, s: _Section) -> int:
         start = r.pos
-        count = r.u32()
+        count = r.count(MAX_FUNCTIONS, "function bodies")
         if count != (self._defined_funcs or 0):
             raise _error("function and code section have inconsistent lengths", start)
         return count
 
     def _head_data(self, r: _Reader, s: _Section) -> int:
         start = r.pos
-        count = r.u32()
+        count = r.count(MAX_DATA_SEGMENTS, "data segments")
         if self._data_count is not None and count != self._data_count:
             raise _error("data count and data section have inconsistent lengths", start)
         return count
@@ -818,7 +879,8 @@ class StreamingDecoder:
             if form == 0x7E:
                 r.pos += 1
                 kind, t, type_index = self._extern_type(r)
-                return [(ImportInfo(module, r.name(), kind, t), type_index) for _ in range(r.u32())]
+                count = r.count(MAX_IMPORTS, "imports")
+                return [(ImportInfo(module, r.name(), kind, t), type_index) for _ in range(count)]
         kind, t, type_index = self._extern_type(r)
         return [(ImportInfo(module, name, kind, t), type_index)]
 
@@ -877,18 +939,18 @@ class StreamingDecoder:
         if flags & 4:  # items are expressions
             if flags & 3:
                 _ref_type(r)
-            for _ in range(r.u32()):
+            for _ in range(r.count(MAX_TABLE_INIT_ENTRIES, "elements in a segment")):
                 _const_expr(r)
         else:  # items are function indices
             if flags & 3:
                 kind_offset = r.pos
                 if r.byte() != 0x00:
                     raise _error("malformed elements segment kind", kind_offset)
-            for _ in range(r.u32()):
+            for _ in range(r.count(MAX_TABLE_INIT_ENTRIES, "elements in a segment")):
                 r.u32()
 
     def _item_code(self, r: _Reader) -> None:
-        size = r.u32()
+        size = r.count(MAX_FUNCTION_SIZE, "bytes in a function body")
         body = r.pos
         body_end = body + size
         if body_end > r.end:
@@ -896,11 +958,22 @@ class StreamingDecoder:
         section_end = r.end
         r.set_end(body_end)
         total = 0
+        func_types = self._func_types
+        params = len(
+            func_types[len(func_types) - (self._defined_funcs or 0) + self._item_index].params
+        )
         for _ in range(r.u32()):
             count_offset = r.pos
             total += r.u32()
             if total > MAX_U32:
                 raise _error("too many locals", count_offset)
+            if total + params > MAX_FUNCTION_LOCALS:
+                raise _limit_error(
+                    "locals (parameters included)",
+                    total + params,
+                    MAX_FUNCTION_LOCALS,
+                    count_offset,
+                )
             _value_type(r)
         if r.pos >= body_end:
             raise _error("END opcode expected", body_end)
@@ -948,6 +1021,8 @@ class StreamingDecoder:
                 space.append(imp.type)
                 if type_index >= 0:
                     self._func_type_indices.append(type_index)
+            if len(self._tables) > MAX_TABLES:
+                raise _limit_error("tables", len(self._tables), MAX_TABLES, s.start)
         elif sid == FUNCTION:
             self._defined_funcs = len(items)
             for index, t in items:
@@ -972,6 +1047,61 @@ class StreamingDecoder:
             self._code_offset = s.start
         elif sid == DATA:
             self._data_seen = True
+
+
+# Limits on a section's item count (section heads), and on what its items declare in total.
+_COUNT_LIMITS: Final = {
+    TYPE: (MAX_TYPES, "types (recursion groups)"), IMPORT: (MAX_IMPORTS, "imports"),
+    FUNCTION: (MAX_FUNCTIONS, "functions"), TABLE: (MAX_TABLES, "tables"),
+    MEMORY: (MAX_U32, "memories"), GLOBAL: (MAX_GLOBALS, "globals"),
+    EXPORT: (MAX_EXPORTS, "exports"), ELEMENT: (MAX_ELEMENT_SEGMENTS, "element segments"),
+    TAG: (MAX_TAGS, "tags"),
+}  # fmt: skip
+_UNIT_LIMITS: Final = {TYPE: (MAX_TYPES, "types"), IMPORT: (MAX_IMPORTS, "imports")}
+
+
+def check_counts(wasm: bytes) -> None:
+    """Refuse at once a module whose section sizes or item counts are past the JS API's limits.
+
+    A walk over the section headers and each vector section's count (microseconds, whatever the
+    size): ``compile()`` runs it on the calling thread, so that a count bomb fails before any
+    worker thread or process is involved. Anything else malformed is left to the decoder."""
+    n = len(wasm)
+    pos = HEADER_SIZE
+    while pos < n:
+        sid = wasm[pos]
+        size, body = _peek_u32(wasm, pos + 1)
+        if size is None or sid > TAG:
+            return
+        if body + size > MAX_MODULE_SIZE:
+            raise _error(f"{SECTION_NAMES[sid]} section past the JS API's module size limit", pos)
+        limit = _COUNT_LIMITS.get(sid) or _HEAD_LIMITS.get(sid)
+        if limit is not None and size:
+            count, _ = _peek_u32(wasm, body)
+            if count is not None and count > limit[0]:
+                raise _limit_error(limit[1], count, limit[0], body)
+        pos = body + size
+
+
+def _peek_u32(wasm: bytes, pos: int) -> tuple[int | None, int]:
+    """A u32 LEB128 at ``pos`` and the position after it; ``None`` if it is not a valid one."""
+    result = shift = 0
+    for i in range(5):
+        if pos + i >= len(wasm):
+            return None, pos
+        b = wasm[pos + i]
+        result |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return (result if result <= MAX_U32 else None), pos + i + 1
+    return None, pos
+
+
+_HEAD_LIMITS: Final = {
+    CODE: (MAX_FUNCTIONS, "function bodies"),
+    DATA: (MAX_DATA_SEGMENTS, "data segments"),
+    DATACOUNT: (MAX_DATA_SEGMENTS, "data segments"),
+}
 
 
 def decode_module(wasm: bytes | bytearray | memoryview) -> ModuleInfo:

@@ -19,6 +19,7 @@ deleted and counted as discarded; the caller compiles afresh.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -94,6 +95,13 @@ class MemoryCache(Generic[K, V]):
                 _, (_, evicted) = self._entries.popitem(last=False)
                 self._size -= evicted
 
+    def discard(self, key: K) -> None:
+        """Forget ``key``'s entry, if any."""
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._size -= old[1]
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -136,10 +144,7 @@ class DiskCache:
         A corrupt or foreign entry is deleted, then ``CorruptEntry`` is raised."""
         path = self.path_for(digest)
         try:
-            with open(path, "rb") as f:
-                if os.fstat(f.fileno()).st_uid != os.getuid():
-                    raise CorruptEntry("owned by another user")
-                data = f.read()
+            data = self._read(path)
         except FileNotFoundError:
             return None
         except (OSError, CorruptEntry) as error:
@@ -152,6 +157,40 @@ class DiskCache:
             _log.warning("asyncwasm: discarding cache entry %s: %s", path, error)
             self._discard(path)
             raise
+
+    def _read(self, path: Path) -> bytes:
+        """The entry's bytes, read so that nothing planted under its name can hang or flood us.
+
+        ``O_NOFOLLOW`` refuses a symlink (to ``/dev/zero``, say); ``O_NONBLOCK`` makes opening a
+        FIFO return at once instead of waiting for a writer; the open file must then be a regular
+        file of ours, and no more is read than a valid entry's header says it holds (a huge
+        sparse file is refused after reading its header)."""
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(path, flags)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise CorruptEntry("a symbolic link, not a file") from None
+            raise
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise CorruptEntry("not a regular file")
+            if st.st_uid != os.getuid():
+                raise CorruptEntry("owned by another user")
+            head = _read_exactly(fd, _HEADER.size)
+            if len(head) < _HEADER.size:
+                raise CorruptEntry("truncated header")
+            _, key_len, _, art_len, _, _ = _HEADER.unpack(head)
+            expected = _HEADER.size + key_len + art_len
+            if key_len != len(self._key_bytes) or st.st_size != expected:
+                raise CorruptEntry(f"{st.st_size} bytes where its header announces {expected}")
+            data = head + _read_exactly(fd, expected - _HEADER.size)
+            if len(data) != expected:
+                raise CorruptEntry("truncated")
+            return data
+        finally:
+            os.close(fd)
 
     def _verify(self, data: bytes, digest: bytes) -> tuple[bytes, bytes]:
         if len(data) < _HEADER.size:
@@ -214,6 +253,18 @@ class DiskCache:
     def _discard(path: Path) -> None:
         with _suppress_os_error():
             path.unlink()
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    """Up to ``n`` bytes from ``fd`` (fewer only at end of file)."""
+    parts: list[bytes] = []
+    while n > 0:
+        part = os.read(fd, min(n, 1 << 24))
+        if not part:
+            break
+        parts.append(part)
+        n -= len(part)
+    return b"".join(parts)
 
 
 class CorruptEntry(Exception):

@@ -36,7 +36,9 @@ Caches
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
+import math
 import os
 import pickle
 import threading
@@ -46,11 +48,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
 from . import _fork
-from ._binary import ModuleInfo
+from ._binary import ModuleInfo, check_counts
 from ._cache import CacheInfo, CorruptEntry, DiskCache, MemoryCache
 from ._context import RuntimeBase, StoreCell, StoreContext
 from ._decode import check_size, decode_for_engine
@@ -58,14 +61,14 @@ from ._engines._base import ModuleHandle
 from ._exceptions import CompileError, RuntimeClosedError
 from ._filelock import exclusive
 from ._module import Module, ModuleParts, module_from_parts, module_source, with_source
-from ._pool import PoolClosedError, ProcessPool, WorkerDied
+from ._pool import CompileTimeout, PoolClosedError, ProcessPool, WorkerDied
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ._pool import _Worker
 
-__all__ = ["CompileService", "Compiled", "compile_async", "service_for"]
+__all__ = ["CompileService", "Compiled", "compile_async", "service_for", "wasmtime_size"]
 
 # Hash bigger inputs in a worker thread (sha256 runs at ~1.5 GB/s: 4 MB is ~3 ms).
 _HASH_INLINE_MAX: Final = 4 << 20
@@ -105,6 +108,12 @@ class _Flight:
         self.abort: Callable[[], None] | None = None  # kills the worker process running it
         self.outcome: Compiled | BaseException | None = None
         self.finished = threading.Event()
+        # The ``max_workers`` slot the flight holds while its work may run. It is given back by
+        # the task, or, when the task stops waiting on a running thread (cancellation, timeout),
+        # by that thread as it finishes: a compile counts until it really ends.
+        self.limiter: anyio.CapacityLimiter | None = None
+        self.slot_to_thread = False
+        self.timed_out = False
 
     def same_loop(self) -> bool:
         return anyio.lowlevel.current_token() == self.token
@@ -120,10 +129,12 @@ class CompileService:
         max_workers: int,
         cache_size: int,
         cache_dir: str | os.PathLike[str] | None,
+        compile_timeout: float | None = None,
     ) -> None:
         engine = context.engine
         self.context = context
         self.max_workers = max_workers
+        self.compile_timeout = compile_timeout
         self.memory_cache: MemoryCache[bytes, Compiled] = MemoryCache(cache_size)
         self.disk = DiskCache(cache_dir, engine.cache_key()) if cache_dir is not None else None
         self.flights: dict[bytes, _Flight] = {}
@@ -139,6 +150,7 @@ class CompileService:
         self.strategy: _Strategy = (
             _InProcesses(self) if engine.compile_in_process else _InThreads(self)
         )
+        context.cached_compilation = self.cached_parts
         _fork.track(self)
 
     def _after_fork_in_child(self) -> None:
@@ -224,6 +236,16 @@ class CompileService:
         if self.flights.get(flight.digest) is flight:
             del self.flights[flight.digest]
 
+    def cached_parts(self, wasm: bytes) -> tuple[ModuleHandle, ModuleInfo, StoreCell | None] | None:
+        """``StoreContext.cached_compilation``: what the synchronous ``Module()`` takes from the
+        in-memory cache instead of compiling ``wasm`` again."""
+        digest = hashlib.sha256(wasm).digest()
+        compiled = self.memory_cache.get(digest)
+        if compiled is None:
+            return None
+        parts = self.strategy.parts(digest, compiled)
+        return parts.handle, parts.info, parts.cell
+
     def decode(self, wasm: bytes, known: ModuleInfo | None = None) -> ModuleInfo:
         """``known`` if given, else asyncwasm's decoding (refusing what the engine can't
         compile)."""
@@ -269,8 +291,12 @@ class _Strategy(abc.ABC):
         """Compile ``wasm``: the result, and the artifact for the disk cache (if wanted)."""
 
     @abc.abstractmethod
+    def parts(self, digest: bytes, compiled: Compiled) -> ModuleParts:
+        """What a new public ``Module`` for a compilation result is made of."""
+
     def to_module(self, digest: bytes, compiled: Compiled) -> Module:
         """A new public ``Module`` for a compilation result."""
+        return module_from_parts(self.parts(digest, compiled))
 
 
 class _InThreads(_Strategy):
@@ -281,7 +307,7 @@ class _InThreads(_Strategy):
             handle = self.service.context.engine.deserialize(None, artifact)
         except CompileError:
             return None
-        return Compiled(info, handle, None, _wasmtime_size(wasm))
+        return Compiled(info, handle, None, wasmtime_size(wasm))
 
     def produce(
         self, flight: _Flight, wasm: bytes, known: ModuleInfo | None
@@ -291,13 +317,11 @@ class _InThreads(_Strategy):
         info = service.decode(wasm, known)
         handle = engine.compile(None, wasm)
         artifact = engine.serialize(handle) if service.disk is not None else None
-        return Compiled(info, handle, None, _wasmtime_size(wasm)), artifact
+        return Compiled(info, handle, None, wasmtime_size(wasm)), artifact
 
-    def to_module(self, digest: bytes, compiled: Compiled) -> Module:
+    def parts(self, digest: bytes, compiled: Compiled) -> ModuleParts:
         assert compiled.handle is not None
-        return module_from_parts(
-            ModuleParts(self.service.context, compiled.handle, compiled.info, None)
-        )
+        return ModuleParts(self.service.context, compiled.handle, compiled.info, None)
 
 
 class _InProcesses(_Strategy):
@@ -330,10 +354,11 @@ class _InProcesses(_Strategy):
                 flight.abort = worker.kill
                 return True
 
-        artifact, info = self.service.process_pool().run(wasm, on_start)
+        service = self.service
+        artifact, info = service.process_pool().run(wasm, on_start, service.compile_timeout)
         return Compiled(info, None, artifact, len(artifact) + len(wasm)), artifact
 
-    def to_module(self, digest: bytes, compiled: Compiled) -> Module:
+    def parts(self, digest: bytes, compiled: Compiled) -> ModuleParts:
         assert compiled.artifact is not None
         context = self.service.context
         cell = context.store()
@@ -349,7 +374,7 @@ class _InProcesses(_Strategy):
                 table.popitem(last=False)
         else:
             table.move_to_end(key)
-        return module_from_parts(ModuleParts(context, handle, compiled.info, cell))
+        return ModuleParts(context, handle, compiled.info, cell)
 
 
 # -- compile ------------------------------------------------------------------------------------
@@ -361,6 +386,7 @@ async def compile_async(
     *,
     digest: bytes | None = None,
     info: ModuleInfo | None = None,
+    _retried: bool = False,
 ) -> Module:
     """Compile ``wasm`` (already copied) with ``runtime``'s service without blocking the event
     loop.
@@ -371,6 +397,7 @@ async def compile_async(
     service = service_for(runtime)
     service.check_open()
     check_size(wasm)
+    check_counts(wasm)  # a count bomb fails here, before any thread or process is involved
     if digest is None:
         digest = (
             hashlib.sha256(wasm).digest()
@@ -390,7 +417,23 @@ async def compile_async(
         if compiled is not None:
             break
         # The leader was cancelled before its compilation started: start over.
-    return with_source(service.strategy.to_module(digest, compiled), module_source(wasm, digest))
+    try:
+        module = service.strategy.to_module(digest, compiled)
+        return with_source(module, module_source(wasm, digest))
+    except CompileError:
+        # A wasmer artifact that passed its checksum but does not load (a forged or foreign
+        # entry): forget it in both caches and compile afresh, once.
+        if _retried or compiled.artifact is None:
+            raise
+    await _forget_artifact(service, digest)
+    return await compile_async(runtime, wasm, digest=digest, info=info, _retried=True)
+
+
+async def _forget_artifact(service: CompileService, digest: bytes) -> None:
+    service.memory_cache.discard(digest)
+    if service.disk is not None:
+        service.count("disk_discarded")
+        await anyio.to_thread.run_sync(service.disk.discard, digest)
 
 
 def _sha256(data: bytes) -> bytes:
@@ -407,15 +450,7 @@ async def _wait(
             if lead:
                 try:
                     if flight.state == _PENDING:
-                        await anyio.to_thread.run_sync(
-                            _work,
-                            service,
-                            flight,
-                            wasm,
-                            info,
-                            abandon_on_cancel=True,
-                            limiter=service.compile_limiter(),
-                        )
+                        await _run_work(service, flight, wasm, info)
                     else:  # taking over from a cancelled leader: the work is under way
                         await anyio.to_thread.run_sync(flight.finished.wait, abandon_on_cancel=True)
                 except BaseException:
@@ -436,12 +471,56 @@ async def _wait(
         _leave(service, flight)
 
 
+async def _run_work(
+    service: CompileService, flight: _Flight, wasm: bytes, info: ModuleInfo | None
+) -> None:
+    """Run ``_work`` in a worker thread holding one of the runtime's ``max_workers`` slots.
+
+    Under ``compile_timeout`` on an engine that compiles in a thread (wasmtime), the wait ends at
+    the deadline with ``CompileTimeout``; the thread can't be stopped, so it runs on, keeps its
+    slot until it ends and its result is dropped. (wasmer's worker process is killed at the
+    deadline by the pool itself.)"""
+    limiter = service.compile_limiter()
+    await limiter.acquire_on_behalf_of(flight)
+    flight.limiter = limiter
+    timeout = None if service.context.engine.compile_in_process else service.compile_timeout
+    try:
+        with anyio.move_on_after(timeout if timeout is not None else math.inf) as scope:
+            await anyio.to_thread.run_sync(
+                _work, service, flight, wasm, info, abandon_on_cancel=True
+            )
+        if scope.cancelled_caught:
+            with flight.lock:
+                if flight.state != _FINISHED:
+                    flight.timed_out = flight.abandoned = True
+                    flight.outcome = CompileTimeout(
+                        f"compiling this module took longer than compile_timeout={timeout} s (the "
+                        "compiler thread finishes in the background; its result is dropped)"
+                    )
+    finally:
+        _release_slot(flight)
+
+
+def _release_slot(flight: _Flight) -> None:
+    """The task gives the flight's slot back, or hands it to a thread still running."""
+    with flight.lock:
+        limiter = flight.limiter
+        if limiter is None:
+            return
+        if flight.state == _RUNNING:
+            flight.slot_to_thread = True
+            return
+        flight.limiter = None
+    limiter.release_on_behalf_of(flight)
+
+
 def _leader_left(service: CompileService, flight: _Flight) -> None:
     """The leader was cancelled: publish what is there, or let a follower take over."""
     with flight.lock:
         state = flight.state
         if state == _PENDING:
             flight.state = _DROPPED  # the worker thread will not start it
+    _release_slot(flight)
     flight.leader_present = False
     if state == _FINISHED:
         _publish(service, flight)
@@ -502,9 +581,17 @@ def _work(service: CompileService, flight: _Flight, wasm: bytes, info: ModuleInf
     finally:
         service.count("active_work", -1)
     with flight.lock:
-        flight.outcome = outcome
+        if not flight.timed_out:
+            flight.outcome = outcome
         flight.state = _FINISHED
+        limiter = flight.limiter if flight.slot_to_thread else None
+        flight.limiter = None if limiter is not None else flight.limiter
     flight.finished.set()
+    if limiter is not None:
+        # Nobody waits on this thread any more: give its slot back on the loop. If the loop is
+        # gone, so is its limiter.
+        with contextlib.suppress(RuntimeError):
+            anyio.from_thread.run_sync(limiter.release_on_behalf_of, flight, token=flight.token)
 
 
 def _produce(
@@ -557,7 +644,7 @@ def _info_from(extra: bytes, wasm: bytes, service: CompileService) -> ModuleInfo
     return info if isinstance(info, ModuleInfo) else service.decode(wasm)
 
 
-def _wasmtime_size(wasm: bytes) -> int:
+def wasmtime_size(wasm: bytes) -> int:
     # Machine code is ~2x the wasm (QuickJS: 1.5 MB -> 2.9 MB artifact), plus the decoded info.
     return 3 * len(wasm)
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Hashable
-from typing import Any, ClassVar, Generic, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 
 from . import _fork
+from ._binary import ModuleInfo
 from ._engines import Engine, EngineFeatures, get_engine
-from ._engines._base import ExternHandle, FuncHandle, StoreHandle, TagHandle
+from ._engines._base import ExternHandle, FuncHandle, ModuleHandle, StoreHandle, TagHandle
 
 __all__ = [
     "RuntimeBase",
@@ -46,6 +47,13 @@ _S = TypeVar("_S", bound="StoreObject[Any]")
 _H = TypeVar("_H", bound=ExternHandle)
 
 
+CachedLookup: TypeAlias = Callable[
+    [bytes], "tuple[ModuleHandle, ModuleInfo, StoreCell | None] | None"
+]
+"""``StoreContext.cached_compilation``: wasm bytes to (engine module, decoded sections, store
+cell or ``None``), or ``None`` when they were not compiled yet."""
+
+
 class StoreCell:
     """Owns one engine store; alive while any object made in the store is."""
 
@@ -61,11 +69,25 @@ class StoreContext:
     ``closed`` is set when the runtime is closed: the default context is then replaced.
     """
 
-    __slots__ = ("__weakref__", "_functions", "_lock", "_store_ref", "_tags", "closed", "engine")
+    __slots__ = (
+        "__weakref__",
+        "_functions",
+        "_lock",
+        "_store_ref",
+        "_tags",
+        "cached_compilation",
+        "closed",
+        "engine",
+    )
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.closed = False
+        # Set by the runtime's compile service (a layer above, so it registers itself here):
+        # the compilation of these bytes already in its in-memory cache, made by validate() or
+        # compile(), so that the synchronous Module() that usually follows does not compile
+        # again.
+        self.cached_compilation: CachedLookup | None = None
         self._lock = threading.Lock()
         self._store_ref: weakref.ref[StoreCell] | None = None
         # Identity: the same wasm function or tag always comes out as the same Python object.

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Final
-
-from ._binary import ModuleInfo, decode_module
+from ._binary import MAX_MODULE_SIZE, ModuleInfo, decode_module
 from ._engines import Engine, EngineFeatures
 from ._exceptions import CompileError
 from ._source import check_magic
 
 __all__ = ["MAX_MODULE_SIZE", "check_size", "decode_for_engine"]
-
-MAX_MODULE_SIZE: Final = 1 << 30
-"""The JS API's implementation limit on module size (1 GiB); the engines accept more."""
 
 
 def check_size(wasm: bytes) -> None:

@@ -13,7 +13,6 @@ from ._binary import ModuleInfo
 from ._context import RuntimeBase, StoreCell, StoreContext, context_for
 from ._decode import decode_for_engine
 from ._engines._base import ModuleHandle
-from ._exceptions import CompileError
 from ._pool import ProcessPool
 from ._source import copy_buffer_source
 from ._types import ExternKind, ExternType
@@ -29,7 +28,6 @@ __all__ = [
     "module_source",
     "parts_of",
     "source_of",
-    "validate",
     "with_source",
 ]
 
@@ -124,6 +122,11 @@ class Module:
         self._source = module_source(wasm)  # first: whichever way the module is made below
         context = context_for(runtime)
         engine = context.engine
+        lookup = context.cached_compilation
+        cached = lookup(wasm) if lookup is not None else None
+        if cached is not None:  # compiled by validate() or compile() already
+            self._parts = ModuleParts(context, *cached)
+            return
         info = decode_for_engine(wasm, engine)
         cell = context.store() if engine.module_needs_store else None
         store = cell.handle if cell is not None else None
@@ -230,18 +233,3 @@ def parts_of(module: object) -> ModuleParts:
 def check_module(module: object) -> None:
     if not isinstance(module, Module):
         raise TypeError(f"expected an asyncwasm.Module, not {type(module).__name__}")
-
-
-def validate(source: object, *, runtime: RuntimeBase | None = None) -> bool:
-    """Whether ``source`` holds a valid WebAssembly module (JS ``WebAssembly.validate``).
-
-    ``source`` is any buffer-protocol object (``TypeError`` otherwise). Synchronous: validation
-    does not compile.
-    """
-    wasm = copy_buffer_source(source)
-    engine = context_for(runtime).engine
-    try:
-        decode_for_engine(wasm, engine)
-    except CompileError:
-        return False
-    return engine.validate(wasm) is None

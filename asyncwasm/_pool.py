@@ -37,7 +37,7 @@ from ._exceptions import CompileError, PythonRuntimeError
 if TYPE_CHECKING:
     from ._binary import ModuleInfo
 
-__all__ = ["PoolClosedError", "ProcessPool", "WorkerDied"]
+__all__ = ["CompileTimeout", "PoolClosedError", "ProcessPool", "WorkerDied"]
 
 _LEN: Final = struct.Struct("<Q")
 
@@ -98,28 +98,36 @@ class _Worker:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def _receive(self) -> Any:
+    def _receive(self) -> tuple[str, Any]:
+        """The worker's next reply, ``(kind, value)``; ``WorkerDied`` if it exited instead."""
         assert self.proc.stdout is not None
-        frame = _read_frame(self.proc.stdout)
+        try:
+            frame = _read_frame(self.proc.stdout)
+        except (OSError, ValueError):  # the pipe was closed under us by ``close()``
+            frame = None
         if frame is None:
             raise WorkerDied(f"worker process {self.pid} exited ({self.proc.wait()})")
         kind, value = pickle.loads(frame)
-        if kind == "error":
-            raise value
-        return value
+        return kind, value
 
-    def call(self, wasm: bytes) -> tuple[bytes, ModuleInfo]:
+    def call(self, wasm: bytes, deadline: _Deadline | None = None) -> tuple[str, Any]:
+        """Send ``wasm``, return the reply: ``("ok", (artifact, info))`` or ``("error", exc)``.
+        The worker stays usable after either; ``WorkerDied`` means it is gone. ``deadline``
+        starts once the worker is ready (a cold start is not the module's fault)."""
         assert self.proc.stdin is not None
         try:
             if not self.ready:
-                self._receive()  # the worker says it has imported its engine
+                kind, value = self._receive()  # the worker says it has imported its engine
+                if kind == "error":
+                    return kind, value
                 self.ready = True
+            if deadline is not None:
+                deadline.start()
             _write_frame(self.proc.stdin, pickle.dumps(wasm, pickle.HIGHEST_PROTOCOL))
         except (BrokenPipeError, ConnectionResetError, ValueError) as error:
             # ValueError: the pipe was closed under us by ``close()``.
             raise WorkerDied(f"worker process {self.pid} is gone") from error
-        result: tuple[bytes, ModuleInfo] = self._receive()
-        return result
+        return self._receive()
 
     def kill(self) -> None:
         """Stop the worker now (SIGKILL); whoever waits on it sees EOF."""
@@ -141,6 +149,38 @@ class _Worker:
     def reap(self) -> None:
         self.kill()
         self.stop(timeout=5.0)
+
+
+class CompileTimeout(CompileError):
+    """A compilation ran past the runtime's ``compile_timeout``."""
+
+
+class _Deadline:
+    """Kills ``worker`` if the call has not returned within ``timeout`` seconds."""
+
+    def __init__(self, worker: _Worker, timeout: float) -> None:
+        self.fired = False
+        self._cancelled = False
+        self._lock = threading.Lock()
+        self._worker = worker
+        self._timer = threading.Timer(timeout, self._fire)
+        self._timer.daemon = True
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._cancelled:
+                return
+            self.fired = True
+        self._worker.kill()
+
+    def cancel(self) -> None:
+        """Stop the timer; after this, ``fired`` no longer changes."""
+        with self._lock:
+            self._cancelled = True
+        self._timer.cancel()
 
 
 class ProcessPool:
@@ -189,11 +229,17 @@ class ProcessPool:
                 return
             self._idle.append(_Worker(self.engine_name))
 
-    def run(self, wasm: bytes, on_start: Callable[[_Worker], bool]) -> tuple[bytes, ModuleInfo]:
+    def run(
+        self,
+        wasm: bytes,
+        on_start: Callable[[_Worker], bool],
+        timeout: float | None = None,
+    ) -> tuple[bytes, ModuleInfo]:
         """Compile ``wasm`` in a worker: ``(artifact, info)``. Raises the worker's
-        ``CompileError``, ``CompileError`` when the worker crashed, ``PoolClosedError`` when the
-        pool was closed meanwhile and ``WorkerDied`` when it was killed through ``on_start``'s
-        worker (cancellation).
+        ``CompileError`` (the worker stays in the pool), ``CompileError`` when the worker crashed
+        or ran past ``timeout`` seconds (it is killed then), ``PoolClosedError`` when the pool was
+        closed meanwhile and ``WorkerDied`` when it was killed through ``on_start``'s worker
+        (cancellation).
 
         ``on_start(worker)`` is called once a worker is assigned; returning ``False`` gives the
         worker back unused and raises ``WorkerDied``.
@@ -202,12 +248,18 @@ class ProcessPool:
         if not on_start(worker):
             self._checkin(worker)
             raise WorkerDied("dropped before it started")
+        timer = _Deadline(worker, timeout) if timeout is not None else None
         try:
-            result = worker.call(wasm)
+            kind, value = worker.call(wasm, timer)
         except WorkerDied:
             self._discard(worker)
             if self._closed:
                 raise PoolClosedError("the asyncwasm.Runtime was closed") from None
+            if timer is not None and timer.fired:
+                raise CompileTimeout(
+                    f"compiling this module took longer than compile_timeout={timeout} s: the "
+                    "compiler process was stopped"
+                ) from None
             if worker.proc.returncode is not None and worker.proc.returncode < 0:
                 sig = -worker.proc.returncode
                 if sig == signal.SIGKILL:
@@ -219,7 +271,18 @@ class ProcessPool:
         except BaseException:
             self._discard(worker)
             raise
-        self._checkin(worker)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        # A compile error leaves the worker as good as new: keep it (starting a new interpreter
+        # costs 100-300 ms, which a stream of bad modules would otherwise pay every time).
+        if timer is not None and timer.fired:  # killed just as it answered
+            self._discard(worker)
+        else:
+            self._checkin(worker)
+        if kind == "error":
+            raise value
+        result: tuple[bytes, ModuleInfo] = value
         return result
 
     def _checkout(self) -> _Worker:

@@ -32,9 +32,10 @@ from ._context import (
 )
 from ._engines import Engine, EngineFeatures, available_engines, get_engine
 from ._instance import Instance, InstantiatedSource
-from ._module import Module, validate
+from ._module import Module
 from ._source import copy_buffer_source
 from ._streaming import compile_streaming, instantiate_streaming
+from ._validate import validate_bytes
 
 __all__ = ["CacheInfo", "InstantiatedSource", "Runtime", "get_default_runtime"]
 
@@ -54,6 +55,11 @@ class Runtime(RuntimeBase):
     - ``cache_size`` bounds the in-memory compile cache, in bytes (``0`` disables it).
     - ``cache_dir`` enables the on-disk artifact cache in that directory, created with mode
       0700 (an existing one must belong to you; its group and other permissions are removed).
+    - ``compile_timeout`` (seconds) bounds each compilation of ``compile``,
+      ``compile_streaming``, ``instantiate`` (from bytes) and ``validate``: past it they raise
+      ``CompileError`` (wasmer: the worker process is killed; wasmtime: the wait ends, the
+      compiler thread runs to its end in the background and keeps its ``max_workers`` slot
+      until then). The synchronous ``Module()`` is not bounded.
 
     The module-level functions (``asyncwasm.compile`` ...) use a process-wide default runtime; a
     runtime's methods mirror them. Use it as ``async with Runtime() as rt:`` (or call
@@ -67,7 +73,14 @@ class Runtime(RuntimeBase):
         max_workers: int | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
         cache_dir: str | os.PathLike[str] | None = None,
+        compile_timeout: float | None = None,
     ) -> None:
+        if compile_timeout is not None and not (
+            isinstance(compile_timeout, (int, float))
+            and not isinstance(compile_timeout, bool)
+            and compile_timeout > 0
+        ):
+            raise ValueError(f"compile_timeout must be a positive number, not {compile_timeout!r}")
         if max_workers is None:
             max_workers = os.cpu_count() or 2
         if not isinstance(max_workers, int) or max_workers < 1:
@@ -75,7 +88,11 @@ class Runtime(RuntimeBase):
         context = StoreContext(get_engine(engine))
         self._setup(
             CompileService(
-                context, max_workers=max_workers, cache_size=cache_size, cache_dir=cache_dir
+                context,
+                max_workers=max_workers,
+                cache_size=cache_size,
+                cache_dir=cache_dir,
+                compile_timeout=compile_timeout,
             )
         )
 
@@ -118,6 +135,11 @@ class Runtime(RuntimeBase):
     def max_workers(self) -> int:
         """How many compilations may run at once (threads or worker processes)."""
         return self._compiler.max_workers
+
+    @property
+    def compile_timeout(self) -> float | None:
+        """The bound on one compilation, in seconds, or ``None``."""
+        return self._compiler.compile_timeout
 
     @property
     def cache_dir(self) -> str | None:
@@ -172,7 +194,7 @@ class Runtime(RuntimeBase):
     # -- the async API -----------------------------------------------------------------------
     def validate(self, source: object) -> bool:
         """Like ``asyncwasm.validate``, with this runtime's engine."""
-        return validate(source, runtime=self)
+        return validate_bytes(self._compiler, copy_buffer_source(source))
 
     async def compile(self, source: object) -> Module:
         """Like ``asyncwasm.compile``, with this runtime's engine."""

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import anyio
 
-__all__ = ["ChunkStream", "open_stream"]
+__all__ = ["ChunkStream", "is_incomplete_body", "open_stream"]
 
 # How long closing a source may take once consumption stopped early (shielded from cancellation).
 CLOSE_TIMEOUT: Final = 5.0
@@ -81,6 +81,28 @@ async def _run_all(calls: tuple[Callable[[], object], ...]) -> None:
                     error = exc
     if error is not None:
         raise error
+
+
+# The HTTP clients' errors for a body cut short (by module and class name: nothing is imported):
+# httpx.RemoteProtocolError ("peer closed connection without sending complete message body"),
+# aiohttp.ClientPayloadError ("Response payload is not completed") and what it wraps.
+_INCOMPLETE_BODY_ERRORS: Final = frozenset(
+    {
+        ("httpx", "RemoteProtocolError"),
+        ("httpcore", "RemoteProtocolError"),
+        ("aiohttp", "ClientPayloadError"),
+        ("aiohttp", "ContentLengthError"),
+    }
+)
+
+
+def is_incomplete_body(error: BaseException) -> bool:
+    """Whether ``error``, raised while reading a response body, says the body was cut short."""
+    for cls in type(error).__mro__:
+        package = cls.__module__.partition(".")[0]
+        if (package, cls.__name__) in _INCOMPLETE_BODY_ERRORS:
+            return True
+    return False
 
 
 def _is_buffer(obj: object) -> bool:

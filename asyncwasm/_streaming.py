@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Final
 
 import anyio.lowlevel
 
-from ._binary import ModuleInfo, StreamingDecoder
+from ._binary import MAX_MODULE_SIZE, ModuleInfo, StreamingDecoder
 from ._compile import compile_async
 from ._exceptions import CompileError
 from ._instance import Instance, InstantiatedSource
-from ._sources import ChunkStream, discard, open_stream
+from ._sources import ChunkStream, discard, is_incomplete_body, open_stream
 
 if TYPE_CHECKING:
     from ._context import RuntimeBase as Runtime
@@ -116,6 +116,12 @@ async def _ingest(
                 f"{max_bytes}",
                 offset=max_bytes,
             )
+        if total is not None and total > MAX_MODULE_SIZE:
+            raise CompileError(
+                f"module too large: Content-Length announces {total} bytes, over the JS API's "
+                f"module size limit of {MAX_MODULE_SIZE}",
+                offset=MAX_MODULE_SIZE,
+            )
         store = _Assembler(total)
         decoder = StreamingDecoder()
         hasher = hashlib.sha256()
@@ -125,6 +131,15 @@ async def _ingest(
                 chunk = await chunks.__anext__()
             except StopAsyncIteration:
                 break
+            except Exception as error:
+                if total is not None and store.received < total and is_incomplete_body(error):
+                    # The HTTP client saw the connection end early: to the caller, as in JS,
+                    # that is a body shorter than its Content-Length.
+                    raise TypeError(
+                        f"the body ended after {store.received} bytes, short of its "
+                        f"Content-Length of {total} bytes ({type(error).__name__}: {error})"
+                    ) from error
+                raise
             view = _chunk_view(chunk)
             size = view.nbytes
             if not size:

@@ -451,7 +451,7 @@ ERROR_CASES = [
     ("code without function section", "function and code section have inconsistent lengths", 16),
     ("function and code counts differ", "function and code section have inconsistent lengths", 21),
     ("data before missing code", "function and code section have inconsistent lengths", 18),
-    ("too many locals", "too many locals", 29),
+    ("too many locals", "too many locals", 23),  # the first count is over the JS API's limit
     ("body without end", "END opcode expected", 23),
     ("empty body", "unexpected end of section or function", 22),
     ("body size overruns section", "length out of bounds", 22),
@@ -509,10 +509,21 @@ def test_huge_counts_fail_fast() -> None:
     assert time.perf_counter() - started < 1
 
 
-def test_local_count_at_the_limit_is_well_formed() -> None:
+def test_local_count_at_the_js_api_limit_is_well_formed() -> None:
+    # 50,000 locals, parameters included (JS API "Limits"); the core format allows 2**32 - 1.
     decode_module(
-        module(types(functype([], [])), funcs(0), code(body(END, [(2**31, I32), (2**31 - 1, I64)])))
+        module(
+            types(functype([I32], [])), funcs(0), code(body(END, [(30_000, I32), (19_999, I64)]))
+        )
     )
+    with pytest.raises(CompileError, match="too many locals"):
+        decode_module(
+            module(
+                types(functype([I32], [])),
+                funcs(0),
+                code(body(END, [(30_000, I32), (20_000, I64)])),
+            )
+        )
 
 
 # --- Streaming ----------------------------------------------------------------------------------

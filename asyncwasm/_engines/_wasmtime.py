@@ -43,6 +43,7 @@ from .._types import (
     TableType,
     TagType,
 )
+from . import _wasmtime_interrupts as interrupts
 from ._base import (
     Engine,
     EngineFeatures,
@@ -119,11 +120,14 @@ _CONFIG: Final[dict[str, bool]] = {
     "wasm_gc": True,
     "gc_support": True,
     "parallel_compilation": True,
-    # Fuel instruments every loop and call (measured: a tight loop 2.2-2.5x slower, a call ~10%;
-    # epoch interruption was slower still on that loop). JSPI needs it: promising calls
-    # yield to the event loop every FUEL_SLICE units (_wasmtime_async), which needs no second
-    # thread. Every store starts with a full tank, so fuel limits nothing by itself.
+    # Fuel instruments every loop and call (measured: a tight loop ~2x slower, a call ~10%).
+    # JSPI needs it: promising calls yield to the event loop every FUEL_SLICE units
+    # (_wasmtime_async), which needs no second thread. Every store starts with a full tank, so
+    # fuel limits nothing by itself.
     "consume_fuel": True,
+    # Epoch checks at function entries and loop heads: lets Ctrl-C stop running wasm (see
+    # ``_wasmtime_interrupts``).
+    "epoch_interruption": True,
 }
 
 
@@ -240,6 +244,25 @@ _HOST_OWNERS: dict[int, weakref.ref[_Store]] = {}  # host func env id -> its sto
 _EXTERN_OWNERS: dict[int, weakref.ref[_Store]] = {}  # externref data id -> its store
 
 
+# -- resource guards: the GC heap bound and Ctrl-C ----------------------------------------------
+
+# wasmtime's C API has no GC heap setting, but its store limiter bounds every growth of a linear
+# memory *and of the GC heap* by ``memory_size``. Unbounded, a 3 KB module whose global
+# initialiser allocates a 3e9-element GC array took 2.8 GiB and 6 s before trapping. So every
+# store gets this default (``Limits(memory=...)``, where given, belongs in the same limiter):
+# 2 GiB, the memory32 limit browsers long had. The price: a linear memory can't grow past 2 GiB
+# (32,768 pages) on wasmtime either, where JS allows 4 GiB; wasmtime's C API offers no way to
+# bound the GC heap alone.
+STORE_MEMORY_LIMIT: Final = 2 << 30
+
+
+def _record_pending(error: BaseException) -> None:
+    """What stops a wasm call from a deadline callback (``KeyboardInterrupt``): ``_fail`` raises
+    it once the call has unwound, as it does a host function's exception."""
+    if _tls.pending is None:
+        _tls.pending = error
+
+
 class _Store(StoreHandle):
     """A ``wasmtime.Store`` with the lock that serialises its use across threads.
 
@@ -247,18 +270,23 @@ class _Store(StoreHandle):
     objects), so reference cycles through them are visible to Python's garbage collector.
     """
 
-    def __init__(self, engine: wasmtime.Engine) -> None:
+    def __init__(self, engine: wasmtime.Engine, ticker: interrupts.EpochTicker) -> None:
         # JSPI (_wasmtime_async): never deleted while a call future of it is alive; ``aio`` is
         # its async state once it became an async store.
         self.engine = engine
         self.generation = _fork.generation()  # made in the parent: refused in a forked child
         self.store = _async.GuardedStore(engine)
         self.aio: Any = None
+        self.interrupts = ticker.arm(self.store)
         # The JS API's embedder limit on a table's length (asyncwasm#3): wasm's table.grow past
         # it gives -1, as in browsers. Using the limiter at all also caps instances, tables and
         # memories per store (wasmtime's default: 10,000 each), so those are lifted explicitly.
         self.store.set_limits(
-            table_elements=MAX_TABLE_LENGTH, instances=1 << 40, tables=1 << 40, memories=1 << 40
+            table_elements=MAX_TABLE_LENGTH,
+            instances=1 << 40,
+            tables=1 << 40,
+            memories=1 << 40,
+            memory_size=STORE_MEMORY_LIMIT,
         )
         self.ctx: Any = self.store._context()
         _check_error(ffi.wasmtime_context_set_fuel(self.ctx, _async.FULL_TANK))
@@ -719,6 +747,7 @@ def _fail(store: _Store, err: Any, trap: Any, default: Callable[[str], BaseExcep
     error_obj = wasmtime.WasmtimeError._from_ptr(err) if err else None
     trap_obj = wasmtime.Trap._from_ptr(trap) if trap else None
     pending, _tls.pending = _tls.pending, None
+    store.interrupts.rearm()
     if pending is not None:
         raise pending
     if trap_obj is not None:
@@ -726,7 +755,10 @@ def _fail(store: _Store, err: Any, trap: Any, default: Callable[[str], BaseExcep
             _raise_uncaught(store, trap_obj)
         raise _runtime_error(trap_obj) from trap_obj
     if error_obj is not None:
-        raise default(exc.shorten(str(error_obj))) from error_obj
+        message = exc.shorten(str(error_obj))
+        if message.startswith("GC heap out of memory"):  # past STORE_MEMORY_LIMIT
+            raise exc.RangeError(message) from error_obj
+        raise default(message) from error_obj
     raise exc.PythonRuntimeError("wasmtime reported a failure without an error")
 
 
@@ -773,6 +805,7 @@ class WasmtimeEngine(Engine):
         # interpreter teardown, after the FFI module's globals are gone, and prints a traceback;
         # taking the pointer at exit leaves it to the OS instead.
         atexit.register(self._engine._consume)
+        self._ticker = interrupts.EpochTicker(self._engine, _record_pending)
         self.features = EngineFeatures(
             host_tables=True,
             reference_values=True,
@@ -792,6 +825,8 @@ class WasmtimeEngine(Engine):
         # are refused from now on (their generation), and its stores are never deleted here.
         self._engine = wasmtime.Engine(_make_config())
         atexit.register(self._engine._consume)
+        # Ctrl-C: the parent's ticker advances the parent's engine (and its thread is gone).
+        self._ticker = interrupts.EpochTicker(self._engine, _record_pending)
         _INHERITED_STORES.extend(_LIVE_STORES)
         for store in _INHERITED_STORES:
             atexit.register(store.store._consume)
@@ -837,7 +872,7 @@ class WasmtimeEngine(Engine):
 
     # -- stores and instances -------------------------------------------------------------------
     def new_store(self) -> _Store:
-        store = _Store(self._engine)
+        store = _Store(self._engine, self._ticker)
         _LIVE_STORES.add(store)
         return store
 
