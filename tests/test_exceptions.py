@@ -15,7 +15,7 @@ def test_hierarchy_matches_the_contract() -> None:
         assert issubclass(cls, WebAssemblyError)
     assert issubclass(NotSupportedError, NotImplementedError)
     assert issubclass(RangeError, ValueError)
-    assert asyncwasm.RuntimeError is not RuntimeError
+    assert asyncwasm.RuntimeError is not RuntimeError  # type: ignore[comparison-overlap]
     assert "RuntimeError" not in asyncwasm.__all__
     assert "Exception" not in asyncwasm.__all__
 

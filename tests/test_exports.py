@@ -69,9 +69,9 @@ def test_attribute_access(runtime: asyncwasm.Runtime) -> None:
 def test_exports_cannot_be_changed(runtime: asyncwasm.Runtime) -> None:
     exports = Instance(Module(MANY)).exports
     with pytest.raises(TypeError):
-        exports["zeta"] = 1  # type: ignore[index]
+        exports["zeta"] = 1
     with pytest.raises(TypeError):
-        del exports["zeta"]  # type: ignore[attr-defined]
+        del exports["zeta"]
     with pytest.raises(TypeError):
         exports.zeta = 1
     with pytest.raises(TypeError):

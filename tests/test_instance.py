@@ -417,6 +417,6 @@ def test_uninitialised_object_is_link_error(runtime: asyncwasm.Runtime, cls: typ
     if runtime.features.host_tables:
         imports["t"] = asyncwasm.Table("anyfunc", 1)
     field = {Memory: "mem", Global: "g", asyncwasm.Table: "t", asyncwasm.Function: "f"}[cls]
-    imports[field] = cls.__new__(cls)
+    imports[field] = cls.__new__(cls)  # type: ignore[call-overload]
     with pytest.raises(LinkError, match=rf"e\.{field}"):
         Instance(module, {"e": imports})

@@ -151,7 +151,7 @@ def test_source_is_copied_before_compiling(runtime: asyncwasm.Runtime) -> None:
     assert asyncwasm.Instance(module).exports.add(1, 2) == 3
 
 
-@pytest.mark.asyncio
+@pytest.mark.anyio
 async def test_compile_and_instantiate_copy_the_source_when_called(
     runtime: asyncwasm.Runtime,
 ) -> None:

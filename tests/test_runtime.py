@@ -28,7 +28,7 @@ def test_options_are_keyword_only_with_defaults(engine: str) -> None:
     assert rt.cache_dir is None
     assert not rt.closed
     with pytest.raises(TypeError):
-        asyncwasm.Runtime(engine, 2)  # type: ignore[misc]
+        asyncwasm.Runtime(engine, 2)  # type: ignore[call-arg]
     rt2 = asyncwasm.Runtime(engine=engine, max_workers=3, cache_size=1000)
     assert (rt2.max_workers, rt2.cache_info().max_size) == (3, 1000)
 
@@ -56,7 +56,6 @@ def _assert_reaped(pids: list[int]) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_async_with_closes_and_stops_workers(engine: str) -> None:
     async with asyncwasm.Runtime(engine) as rt:
         module = await rt.compile(SMALL)
@@ -76,7 +75,6 @@ async def test_async_with_closes_and_stops_workers(engine: str) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_aclose_during_a_compile(engine: str) -> None:
     rt = asyncwasm.Runtime(engine)
     outcome: list[object] = []

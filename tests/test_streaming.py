@@ -47,11 +47,6 @@ from asyncwasm._streaming import _Assembler, _ingest
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 ADD = wat(
     '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
 )
@@ -628,7 +623,7 @@ async def test_the_compile_path_gets_the_digest_and_the_decoded_module(
     from asyncwasm import _streaming
 
     calls: list[tuple[bytes, dict[str, Any]]] = []
-    original = _streaming.compile_async
+    original = _streaming.compile_async  # type: ignore[attr-defined]  # patched where it is used
 
     async def spy(rt: asyncwasm.Runtime, wasm: bytes, **kwargs: Any) -> Module:
         calls.append((wasm, kwargs))
@@ -695,6 +690,7 @@ async def _ingest_outcome(parts: list[bytes]) -> tuple[bytes, bytes, object] | C
     return store.take(), digest, info
 
 
+# A synchronous (hypothesis) test that runs the ingest with anyio.run itself: one backend.
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @settings(max_examples=60, deadline=None)
 @given(

@@ -264,15 +264,19 @@ def test_null_into_exported_tables_of_each_element_type(runtime: asyncwasm.Runti
         _unsupported(runtime, lambda: exports.empty_ext.grow(1))
         return
     for name in ["full_ext", "full_fn"]:
-        exports[name].set(0, None)
-        assert exports[name].get(0) is None
-        assert exports[name].grow(1) == 2
-        assert exports[name].get(2) is None
+        table = exports[name]
+        assert isinstance(table, asyncwasm.Table)
+        table.set(0, None)
+        assert table.get(0) is None
+        assert table.grow(1) == 2
+        assert table.get(2) is None
     for name in ["empty_ext", "empty_fn"]:
-        assert exports[name].grow(2) == 0
-        assert exports[name].get(1) is None
-        exports[name].set(1)
-        assert exports[name].length == 2
+        table = exports[name]
+        assert isinstance(table, asyncwasm.Table)
+        assert table.grow(2) == 0
+        assert table.get(1) is None
+        table.set(1)
+        assert table.length == 2
     assert exports.ext_is_null(1) == 1
     exports.empty_ext.set(0, "x")
     assert exports.empty_ext.get(0) == "x"

@@ -62,6 +62,7 @@ def test_tag_constructor(exceptions: bool) -> None:
     assert Tag({"parameters": ["funcref"]}).type.params == ("anyfunc",)  # type: ignore[union-attr]
     assert Tag(()).type.params == ()  # type: ignore[union-attr]
     assert "i32" in repr(tag)
+    bad: object
     for bad in ["i32", None, 1, ["i8"], [1], {}, {"params": []}]:
         with pytest.raises(TypeError):
             Tag(bad)

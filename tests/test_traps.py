@@ -38,7 +38,7 @@ def exports(runtime: asyncwasm.Runtime) -> asyncwasm.Exports:
 @pytest.mark.parametrize("kind", list(TRAPS))
 def test_trap_kinds(exports: asyncwasm.Exports, kind: str) -> None:
     with pytest.raises(asyncwasm.RuntimeError) as info:
-        exports[kind]()
+        getattr(exports, kind)()
     error = info.value
     assert error.trap == kind
     assert isinstance(error, asyncwasm.WebAssemblyError)
@@ -58,17 +58,19 @@ def test_stack_overflow_message_is_short(exports: asyncwasm.Exports) -> None:
     assert len(repr(info.value)) <= 3100
 
 
+# Exports "run", which calls the imported env.f.
+CALLS_IMPORTED_F = wat(
+    """
+    (module (import "env" "f" (func $f))
+      (func (export "run") (result i32) call $f i32.const 1))
+    """
+)
+
+
 def test_trap_through_a_host_function(
     runtime: asyncwasm.Runtime, exports: asyncwasm.Exports
 ) -> None:
-    module = Module(
-        wat(
-            """
-            (module (import "env" "f" (func $f))
-              (func (export "run") (result i32) call $f i32.const 1))
-            """
-        )
-    )
+    module = Module(CALLS_IMPORTED_F)
     outer = Instance(module, {"env": {"f": exports.unreachable}}).exports
     with pytest.raises(asyncwasm.RuntimeError) as info:
         outer.run()
@@ -78,14 +80,7 @@ def test_trap_through_a_host_function(
 def test_trap_from_wasm_called_by_python_called_by_wasm(
     runtime: asyncwasm.Runtime, exports: asyncwasm.Exports
 ) -> None:
-    module = Module(
-        wat(
-            """
-            (module (import "env" "f" (func $f))
-              (func (export "run") (result i32) call $f i32.const 1))
-            """
-        )
-    )
+    module = Module(CALLS_IMPORTED_F)
     seen: list[BaseException] = []
 
     def host() -> None:
@@ -103,7 +98,7 @@ def test_trap_from_wasm_called_by_python_called_by_wasm(
 
 
 def test_runtime_error_is_not_pythons() -> None:
-    assert asyncwasm.RuntimeError is not RuntimeError
+    assert asyncwasm.RuntimeError is not RuntimeError  # type: ignore[comparison-overlap]
     assert not issubclass(asyncwasm.RuntimeError, RuntimeError)
     assert "RuntimeError" not in asyncwasm.__all__
     error = asyncwasm.RuntimeError("x" * 100_000, trap="unreachable")

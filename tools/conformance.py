@@ -96,7 +96,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument(
         "--suite",
         type=Path,
-        help=f"the suite directory (default: ${runner.ENV_SUITE} or ../shared/wasm-testsuite)",
+        help=f"the suite directory (default: ${runner.ENV_SUITE} or tests/spec/testsuite)",
     )
     p.add_argument("--jobs", type=int, help="worker processes (default: $ASYNCWASM_SPEC_JOBS or 2)")
     p.add_argument("--failures", action="store_true", help="print every unexpected failure")

@@ -260,7 +260,7 @@ def _run_one(data: bytes, validating: Any, compiling: Any, loop: Any) -> dict[st
     import asyncwasm
 
     return {
-        "validate": _outcome(lambda: asyncwasm.validate(data, runtime=validating)),
+        "validate": _outcome(lambda: validating.validate(data)),
         "module": _outcome(lambda: asyncwasm.Module(data, runtime=compiling)),
         "compile": _outcome(lambda: loop.run_until_complete(compiling.compile(data))),
         "stream": _outcome(

@@ -202,15 +202,23 @@ def static_names(source: str, js_file: str) -> list[str]:
     return names
 
 
+def _tests_importable() -> None:
+    """Puts the repo root (for ``tests.jsapi``) and ``tests/`` (for the tests' shared top-level
+    helpers such as ``_leb128``, as pytest does) on ``sys.path``."""
+    for path in (str(ROOT / "tests"), str(ROOT)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
 def _load_module(js_file: str) -> Any:
-    sys.path.insert(0, str(ROOT))
+    _tests_importable()
     from tests.jsapi._support import module_name_for
 
     return importlib.import_module(f"tests.jsapi.{module_name_for(js_file)}")
 
 
 def sync(spec: Path, commit: str | None) -> int:
-    sys.path.insert(0, str(ROOT))
+    _tests_importable()
     from tests.jsapi._support import collected_subtests, declared_status, module_name_for
 
     upstream = upstream_names(spec)

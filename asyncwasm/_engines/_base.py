@@ -349,7 +349,7 @@ class Engine(abc.ABC):
 
     # -- JSPI (see asyncwasm/_jspi.py) ---------------------------------------------------------
     def func_new_suspending(
-        self, store: StoreHandle, type: FuncType, start: SuspendingStart
+        self, store: StoreHandle, type: FuncType, start: SuspendingStart, *, blocking: bool = False
     ) -> FuncHandle:
         """A host function of ``type`` that may suspend the wasm computation (JSPI ``Suspending``).
 
@@ -360,7 +360,9 @@ class Engine(abc.ABC):
         values) becomes the import's results. An exception from ``start`` or the awaitable
         propagates as from any host function. Reached anywhere else (a plain ``call``, or a plain
         host function between it and the promising call), it raises ``SuspendError`` without
-        calling ``start``. Engines without JSPI raise ``NotSupportedError``.
+        calling ``start``; with ``blocking`` (asyncwasm's WASI: one import object for ``start``
+        and ``start_async``) it calls ``start`` there too, as a plain host function, and an
+        awaitable from it is a ``TypeError``. Engines without JSPI raise ``NotSupportedError``.
         """
         raise NotSupportedError(self.name, "JSPI (Suspending imports)")
 

@@ -664,9 +664,9 @@ class WasmerEngine(Engine):
 
     # -- JSPI (_wasmer_async: greenlets) ---------------------------------------------------
     def func_new_suspending(
-        self, store: StoreHandle, type: FuncType, start: SuspendingStart
+        self, store: StoreHandle, type: FuncType, start: SuspendingStart, *, blocking: bool = False
     ) -> WasmerFunc:
-        return self._func_new(store, type, _async.suspending_host(start))
+        return self._func_new(store, type, _async.suspending_host(start, blocking=blocking))
 
     async def call_promising(
         self, store: StoreHandle, func: FuncHandle, type: FuncType, args: Sequence[EngineValue]

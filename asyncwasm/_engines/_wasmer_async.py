@@ -71,12 +71,16 @@ def plain_host(fn: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def suspending_host(start: SuspendingStart) -> Callable[..., Sequence[EngineValue]]:
+def suspending_host(
+    start: SuspendingStart, *, blocking: bool = False
+) -> Callable[..., Sequence[EngineValue]]:
     """The host function body of a suspending import (see ``Engine.func_new_suspending``)."""
 
     def run(*args: Any) -> Sequence[EngineValue]:
         g = getcurrent()
         if g.__class__ is not _PromisingGreenlet or g.blocked:
+            if blocking:
+                return _blocking_result(start(*args))
             raise SuspendError(_MESSAGE)
         g.blocked += 1
         try:
@@ -90,6 +94,14 @@ def suspending_host(start: SuspendingStart) -> Callable[..., Sequence[EngineValu
         return out  # type: ignore[return-value,unused-ignore]
 
     return run
+
+
+def _blocking_result(out: object) -> Sequence[EngineValue]:
+    """The results of a ``blocking`` suspending import reached outside a promising call."""
+    if inspect.isawaitable(out):
+        close_awaitable(out)
+        raise TypeError("a blocking Suspending import returned an awaitable outside promising")
+    return out  # type: ignore[return-value]
 
 
 async def call_promising(call: Callable[[], tuple[EngineValue, ...]]) -> tuple[EngineValue, ...]:

@@ -1013,12 +1013,12 @@ class WasmtimeEngine(Engine):
 
     # -- JSPI (_wasmtime_async) --------------------------------------------------------------------
     def func_new_suspending(
-        self, store: StoreHandle, type: FuncType, start: SuspendingStart
+        self, store: StoreHandle, type: FuncType, start: SuspendingStart, *, blocking: bool = False
     ) -> _Func:
         s = _store_of(store)
         if not callable(start):
             raise TypeError("a host function must be callable")
-        return _async.func_new_suspending(s, type, start)  # type: ignore[no-any-return]
+        return _async.func_new_suspending(s, type, start, blocking)  # type: ignore[no-any-return]
 
     async def call_promising(
         self, store: StoreHandle, func: FuncHandle, type: FuncType, args: Sequence[EngineValue]

@@ -587,7 +587,7 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
 
 # -- suspending host functions ----------------------------------------------------------------------
 
-_SUSPENDING: dict[int, tuple[weakref.ref[_Store], SuspendingStart, FuncType]] = {}
+_SUSPENDING: dict[int, tuple[weakref.ref[_Store], SuspendingStart, FuncType, bool]] = {}
 _PENDING: dict[int, _Pending] = {}
 _pending_ids = itertools.count(1)
 
@@ -675,7 +675,7 @@ def _async_callback_py(
             raise exc.PythonRuntimeError(
                 "asyncwasm: host function called after its store was freed"
             )
-        _ref, start, ftype = entry
+        _ref, start, ftype, blocking = entry
         state = store.aio
         # The innermost promising call being polled: the one this import runs in.
         call = None
@@ -691,7 +691,18 @@ def _async_callback_py(
             or not state.frames
             or not state.frames[-1]
         ):
-            raise _suspend_error()
+            if not blocking:
+                raise _suspend_error()
+            # A blocking import outside a promising call: a plain host function.
+            ctx = ffi.wasmtime_caller_context(caller)
+            out = start(*[wt._from_raw(store, ctx, params[i]) for i in range(nparams)])
+            if inspect.isawaitable(out):
+                close_awaitable(out)
+                raise TypeError(
+                    "a blocking Suspending import returned an awaitable outside promising"
+                )
+            _write_results(_Pending(store, None, ftype, results, trap_ret), out)  # type: ignore[arg-type]
+            return
         ctx = ffi.wasmtime_caller_context(caller)
         args = [wt._from_raw(store, ctx, params[i]) for i in range(nparams)]
         state.frames.append(False)  # start() runs Python: nothing below may suspend
@@ -742,7 +753,7 @@ _suspending_finalizer: Final[Any] = _immortal(_FINALIZER_T(_suspending_finalizer
 _async_callback: Final[Any] = _immortal(ffi.wasmtime_func_async_callback_t(_async_callback_py))
 
 
-def func_new_suspending(s: _Store, type: FuncType, start: SuspendingStart) -> Any:
+def func_new_suspending(s: _Store, type: FuncType, start: SuspendingStart, blocking: bool) -> Any:
     """``Engine.func_new_suspending``: an async host function, made in ``s`` through a
     throwaway linker (the C API defines async functions on linkers only)."""
     enable(s)
@@ -751,7 +762,7 @@ def func_new_suspending(s: _Store, type: FuncType, start: SuspendingStart) -> An
     name = str(env).encode()
     linker = ffi.wasmtime_linker_new(s.engine.ptr())
     try:
-        _SUSPENDING[env] = (weakref.ref(s), start, type)
+        _SUSPENDING[env] = (weakref.ref(s), start, type, blocking)
         try:
             wt._check_error(
                 ffi.wasmtime_linker_define_async_func(

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import asyncwasm
 
 from .wasm_module_builder import (
+    ValueType,
     WasmModuleBuilder,
     kSig_v_v,
     kWasmF32,
@@ -39,6 +41,28 @@ def _one(module: str, name: str, value: Any) -> tuple[Any, ...]:
     return ({module: inner},)
 
 
+# Row factories (partial() of these rather than default-argument lambdas, which mypy cannot type).
+def _tuple_of(make: Callable[[], object]) -> tuple[Any, ...]:
+    return (make(),)
+
+
+def _module_arg(make: Callable[[], object]) -> tuple[Any, ...]:
+    value = make()
+    return ({} if value is MISSING else {"module": value},)
+
+
+def _one_made(name: str, make: Callable[[], object]) -> tuple[Any, ...]:
+    return _one("module", name, make())
+
+
+def _immutable_global(type_: str) -> tuple[Any, ...]:
+    return _one("module", "global", asyncwasm.Global({"value": type_}, 0))
+
+
+def _imported_global(wasm_type: ValueType, mutable: bool, b: WasmModuleBuilder) -> None:
+    b.add_imported_global("module", "global", wasm_type, mutable)
+
+
 def _no_imports(builder: WasmModuleBuilder) -> None:
     pass
 
@@ -48,7 +72,7 @@ def _fn_import(builder: WasmModuleBuilder) -> None:
 
 
 def _uninitialised(cls: type) -> Any:
-    return cls.__new__(cls)
+    return cls.__new__(cls)  # type: ignore[call-overload]
 
 
 # (format_value(value) as upstream names it, Python factory)
@@ -122,7 +146,7 @@ def bad_import_cases() -> list[BadCase]:
                 f"Non-object imports argument: {label}",
                 TypeError,
                 _no_imports,
-                lambda make=make: (make(),),
+                partial(_tuple_of, make),
             )
         )
     for label, make in NON_OBJECT_MODULES:
@@ -131,7 +155,7 @@ def bad_import_cases() -> list[BadCase]:
                 f"Non-object module: {label}",
                 TypeError,
                 _fn_import,
-                lambda make=make: ({} if (v := make()) is MISSING else {"module": v},),
+                partial(_module_arg, make),
             )
         )
     rows.append(("Missing imports argument", TypeError, _fn_import, lambda: ()))
@@ -165,7 +189,7 @@ def bad_import_cases() -> list[BadCase]:
                 f"Importing a function with an incorrectly-typed value: {label}",
                 asyncwasm.LinkError,
                 _fn_import,
-                lambda make=make: _one("module", "fn", make()),
+                partial(_one_made, "fn", make),
             )
         )
     for type_, wasm_type in VALUE_TYPES.items():
@@ -174,8 +198,8 @@ def bad_import_cases() -> list[BadCase]:
                 (
                     f"Importing an {type_} global with an incorrectly-typed value: {label}",
                     asyncwasm.LinkError,
-                    lambda b, t=wasm_type: b.add_imported_global("module", "global", t),
-                    lambda make=make: _one("module", "global", make()),
+                    partial(_imported_global, wasm_type, False),
+                    partial(_one_made, "global", make),
                 )
             )
     for type_, wasm_type in VALUE_TYPES.items():
@@ -183,7 +207,7 @@ def bad_import_cases() -> list[BadCase]:
             (
                 f"Importing an {type_} mutable global with a primitive value",
                 asyncwasm.LinkError,
-                lambda b, t=wasm_type: b.add_imported_global("module", "global", t, True),
+                partial(_imported_global, wasm_type, True),
                 lambda: _one("module", "global", 0),
             )
         )
@@ -191,8 +215,8 @@ def bad_import_cases() -> list[BadCase]:
             (
                 f"Importing an {type_} mutable global with an immutable Global object",
                 asyncwasm.LinkError,
-                lambda b, t=wasm_type: b.add_imported_global("module", "global", t, True),
-                lambda type_=type_: _one("module", "global", asyncwasm.Global({"value": type_}, 0)),
+                partial(_imported_global, wasm_type, True),
+                partial(_immutable_global, type_),
             )
         )
     for label, make in _non_memories():
@@ -201,7 +225,7 @@ def bad_import_cases() -> list[BadCase]:
                 f"Importing memory with an incorrectly-typed value: {label}",
                 asyncwasm.LinkError,
                 lambda b: b.add_imported_memory("module", "memory", 0, 128),
-                lambda make=make: _one("module", "memory", make()),
+                partial(_one_made, "memory", make),
             )
         )
     for label, make in _non_tables():
@@ -210,7 +234,7 @@ def bad_import_cases() -> list[BadCase]:
                 f"Importing table with an incorrectly-typed value: {label}",
                 asyncwasm.LinkError,
                 lambda b: b.add_imported_table("module", "table", 0, 128),
-                lambda make=make: _one("module", "table", make()),
+                partial(_one_made, "table", make),
             )
         )
     return rows

@@ -174,7 +174,7 @@ def no_imports() -> Case:
     builder.add_global(kWasmI32, True, wasm_i32_const(7)).export_as("global")
     builder.add_global(kWasmF64, True, wasm_f64_const(1.2)).export_as("global2")
     builder.add_memory(4, 8, True)
-    exports = {
+    exports: dict[str, dict[str, Any]] = {
         "fn": {"kind": "function"},
         "fn2": {"kind": "function"},
         "table": {"kind": "table", "length": 1},
@@ -211,7 +211,10 @@ def i64_exports_and_imports() -> Case:
     index2 = builder.add_imported_global("module", "global2", kWasmI64)
     builder.add_export_of_kind("global", kExternalGlobal, index2)
     imports = {"module": {"global": value, "global2": 2**63}}
-    exports = {"fn": {"kind": "function"}, "global": {"kind": "global", "value": -(2**63)}}
+    exports: dict[str, dict[str, Any]] = {
+        "fn": {"kind": "function"},
+        "global": {"kind": "global", "value": -(2**63)},
+    }
 
     def verify(instance: Any) -> None:
         assert instance.exports.fn() == value

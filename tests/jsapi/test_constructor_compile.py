@@ -9,6 +9,7 @@ import pytest
 import asyncwasm
 
 from ._support import (
+    BUFFER_KINDS_ADAPTED,
     NO_STRAY,
     NO_THIS,
     assert_module,
@@ -28,12 +29,7 @@ ADAPTED = {
     "Invalid arguments": "JS non-BufferSource values mapped to Python ones without the buffer protocol",
     "Promise type": "Promise -> awaitable: compile() returns an awaitable",
     "Changing the buffer": "the bytearray is changed after the call and before the await",
-    "SharedArrayBuffer-backed view": "shared buffer = anonymous shared mmap",
-    "Invalid module in SharedArrayBuffer": "shared buffer = anonymous shared mmap",
-    "Resizable ArrayBuffer-backed view": "resizable buffer = bytearray",
-    "Invalid module in resizable ArrayBuffer": "resizable buffer = bytearray",
-    "Growable SharedArrayBuffer-backed view": "growable buffer = array.array('B')",
-    "Invalid module in growable SharedArrayBuffer": "growable buffer = array.array('B')",
+    **BUFFER_KINDS_ADAPTED,
 }
 
 pytestmark = pytest.mark.asyncio

@@ -11,6 +11,7 @@ import asyncwasm
 
 from ._instance_cases import CASE_NOTES, CASES, STRAY_ARGUMENT, Case
 from ._support import (
+    BUFFER_KINDS_ADAPTED,
     NO_STRAY,
     NO_THIS,
     RecordingMapping,
@@ -36,12 +37,7 @@ ADAPTED = {
     "Changing the buffer": "the bytearray is changed after the call and before the await",
     "Synchronous options handling: Module argument": "a Python coroutine runs nothing before it is awaited, so the import lookups are checked after the await (their order is the same)",
     "Synchronous options handling: Buffer argument": "JS getters -> a Mapping recording lookups",
-    "SharedArrayBuffer-backed view": "shared buffer = anonymous shared mmap",
-    "Invalid module in SharedArrayBuffer": "shared buffer = anonymous shared mmap",
-    "Resizable ArrayBuffer-backed view": "resizable buffer = bytearray",
-    "Invalid module in resizable ArrayBuffer": "resizable buffer = bytearray",
-    "Growable SharedArrayBuffer-backed view": "growable buffer = array.array('B')",
-    "Invalid module in growable SharedArrayBuffer": "growable buffer = array.array('B')",
+    **BUFFER_KINDS_ADAPTED,
 }
 for _name, _note in CASE_NOTES.items():
     ADAPTED[f"{_name}: BufferSource argument"] = _note

@@ -9,6 +9,7 @@ import pytest
 import asyncwasm
 
 from ._support import (
+    BUFFER_KINDS_ADAPTED,
     NO_STRAY,
     NO_THIS,
     cases,
@@ -26,12 +27,7 @@ NOT_APPLICABLE = {
 }
 ADAPTED = {
     "Invalid arguments": "JS non-BufferSource values mapped to Python ones without the buffer protocol (None, bool, str, object, int, dict, the bytes type, a list of ints)",
-    "SharedArrayBuffer-backed view": "shared buffer = anonymous shared mmap",
-    "Invalid module in SharedArrayBuffer": "shared buffer = anonymous shared mmap",
-    "Resizable ArrayBuffer-backed view": "resizable buffer = bytearray",
-    "Invalid module in resizable ArrayBuffer": "resizable buffer = bytearray",
-    "Growable SharedArrayBuffer-backed view": "growable buffer = array.array('B')",
-    "Invalid module in growable SharedArrayBuffer": "growable buffer = array.array('B')",
+    **BUFFER_KINDS_ADAPTED,
 }
 ADAPTED_PATTERNS = {
     r"^Validating module \[.*\] in (Int|Uint)(8|16|32)Array$": "typed array = array.array of the same item size and signedness over the same bytes",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
@@ -81,7 +82,7 @@ async def test_throws_argument(subtest: str) -> None:
         {},
         lambda: None,
     ]:
-        assert_throws_wasm(lambda v=value: result.instance.exports.throw_param(v))
+        assert_throws_wasm(partial(result.instance.exports.throw_param, value))
 
 
 @subtest("Wasm function throws null")

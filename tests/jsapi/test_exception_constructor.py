@@ -36,7 +36,7 @@ def test_no_arguments(subtest: str) -> None:
 )
 def test_invalid_tag(subtest: str, argument: object) -> None:
     with pytest.raises(TypeError):
-        asyncwasm.Exception(argument)  # type: ignore[call-arg]
+        asyncwasm.Exception(argument)  # type: ignore[call-arg, arg-type]
     with pytest.raises(TypeError):
         asyncwasm.Exception(argument, [])  # type: ignore[arg-type]
 
@@ -52,4 +52,4 @@ def test_invalid_payload(subtest: str) -> None:
     ]:
         tag = asyncwasm.Tag({"parameters": [type_]})
         with pytest.raises(TypeError):
-            asyncwasm.Exception(tag, *args)
+            asyncwasm.Exception(tag, *args)  # type: ignore[arg-type]

@@ -132,7 +132,7 @@ async def test_identity(subtest: str) -> None:
 
     for name in ("catch_ref_js_tag_throw_ref", "catch_all_ref_js_tag_throw_ref"):
         with pytest.raises(asyncwasm.Exception) as info:
-            exports[name]()
+            getattr(exports, name)()
         assert info.value is js_tag_exn, name
         assert info.value is not js_tag_exn_same
         assert info.value is not js_tag_exn_diff
@@ -143,7 +143,7 @@ async def test_identity(subtest: str) -> None:
     diff = asyncwasm.Exception(wasm_tag, [53])
     for name in ("catch_ref_wasm_tag_throw_ref", "catch_all_ref_wasm_tag_throw_ref"):
         with pytest.raises(asyncwasm.Exception) as info:
-            exports[name]()
+            getattr(exports, name)()
         assert info.value is wasm_tag_exn["exn"], name
         assert info.value is not same
         assert info.value is not diff

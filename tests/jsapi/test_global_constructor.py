@@ -91,7 +91,7 @@ def test_order_of_evaluation(subtest: str) -> None:
 )
 def test_invalid_descriptor(subtest: str, argument: object) -> None:
     with pytest.raises(TypeError):
-        asyncwasm.Global(argument)  # type: ignore[arg-type]
+        asyncwasm.Global(argument)
 
 
 @subtest("Invalid type argument")

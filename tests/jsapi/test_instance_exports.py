@@ -26,7 +26,7 @@ def test_setting_sloppy(subtest: str) -> None:
     instance = _instance()
     exports = instance.exports
     with pytest.raises((AttributeError, TypeError)):
-        instance.exports = {}  # type: ignore[misc]
+        instance.exports = {}  # type: ignore[misc, assignment]
     assert instance.exports is exports, "Should not change the exports"
 
 

@@ -6,6 +6,7 @@ Python equivalent."""
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -94,7 +95,7 @@ def test_operation_name(subtest: str, owner: Any, py_name: str) -> None:
 
 
 def _object(key: str) -> Any:
-    makers = {
+    makers: dict[str, Callable[[], object]] = {
         "WebAssembly.Instance.exports": lambda: asyncwasm.Instance(asyncwasm.Module(EMPTY_MODULE)),
         "WebAssembly.Memory.buffer": lambda: asyncwasm.Memory({"initial": 0}),
         "WebAssembly.Table.length": lambda: asyncwasm.Table({"element": "anyfunc", "initial": 0}),

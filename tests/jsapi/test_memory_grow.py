@@ -35,7 +35,7 @@ ADAPTED_PATTERNS = {
 def _grow_and_check(memory: asyncwasm.Memory, delta: object, old_size: int, new_size: int) -> None:
     old = memory.buffer
     assert_buffer(old, old_size)
-    assert memory.grow(delta) == old_size  # type: ignore[arg-type]
+    assert memory.grow(delta) == old_size
     new = memory.buffer
     assert new is not old
     assert_released(old)
@@ -115,7 +115,7 @@ OUT_OF_RANGE = [
 def test_out_of_range(subtest: str, value: object) -> None:
     memory = asyncwasm.Memory({"initial": 0})
     with pytest.raises(TypeError):
-        memory.grow(value)  # type: ignore[arg-type]
+        memory.grow(value)
 
 
 @subtest("Growing shared memory does not detach old buffer")

@@ -9,6 +9,7 @@ import pytest
 import asyncwasm
 
 from ._support import (
+    BUFFER_KINDS_ADAPTED,
     NO_EXTENSIBLE,
     NO_LENGTH,
     NO_NEW,
@@ -32,12 +33,7 @@ ADAPTED = {
     "name": "the class is asyncwasm.Module with __name__ 'Module'",
     "Invalid arguments": "JS non-BufferSource values mapped to Python ones without the buffer protocol",
     "Prototype": "Object.getPrototypeOf -> isinstance",
-    "SharedArrayBuffer-backed view": "shared buffer = anonymous shared mmap",
-    "Invalid module in SharedArrayBuffer": "shared buffer = anonymous shared mmap",
-    "Resizable ArrayBuffer-backed view": "resizable buffer = bytearray",
-    "Invalid module in resizable ArrayBuffer": "resizable buffer = bytearray",
-    "Growable SharedArrayBuffer-backed view": "growable buffer = array.array('B')",
-    "Invalid module in growable SharedArrayBuffer": "growable buffer = array.array('B')",
+    **BUFFER_KINDS_ADAPTED,
 }
 
 

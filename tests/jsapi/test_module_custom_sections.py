@@ -75,7 +75,7 @@ def test_custom_sections(subtest: str) -> None:
     assert_sections(sections(module, "name\0"), [])
     assert_sections(sections(module, "foo\0"), [])
     # The JS spelling is the same function.
-    assert_sections(asyncwasm.Module.customSections(module, "name"), [BYTES1, BYTES2])  # type: ignore[attr-defined]
+    assert_sections(asyncwasm.Module.customSections(module, "name"), [BYTES1, BYTES2])
 
 
 @subtest("Custom sections with surrogate pairs")

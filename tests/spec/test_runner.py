@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from _wat import wasm_tools
 
 from . import runner
 
@@ -66,7 +67,7 @@ def test_wrapper_module_validates(
     path = tmp_path / "w.wasm"
     path.write_bytes(blob)
     proc = subprocess.run(
-        [runner.wasm_tools(), "validate", str(path)], capture_output=True, text=True, check=False
+        [wasm_tools(), "validate", str(path)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stderr
 
