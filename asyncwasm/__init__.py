@@ -43,13 +43,15 @@ from ._function import Function
 from ._global import Global
 from ._instance import Exports, Instance, InstantiatedSource
 from ._jspi import Suspending, promising
+from ._limits import Limits
 from ._memory import Memory
 from ._module import Module, ModuleExportDescriptor, ModuleImportDescriptor
 from ._runtime import Runtime
 from ._table import Table
 from ._tag import Exception as Exception
 from ._tag import Tag
-from ._types import FuncType, GlobalType, Limits, MemoryType, TableType, TagType
+from ._types import FuncType, GlobalType, MemoryType, TableType, TagType
+from ._types import Limits as TypeLimits
 from ._wasi import WASI
 
 __all__ = [
@@ -83,6 +85,7 @@ __all__ = [
     "Tag",
     "TagType",
     "TrapKind",
+    "TypeLimits",
     "WebAssemblyError",
     "__version__",
     "compile",
@@ -98,6 +101,6 @@ __all__ = [
 # The public classes say they come from the package, not from private modules.
 for _name in (*__all__, "RuntimeError", "Exception"):
     _obj = globals()[_name]
-    if isinstance(_obj, type):
+    if isinstance(_obj, type) and _obj.__name__ == _name:  # not aliases (TypeLimits): pickle
         _obj.__module__ = __name__
 del _name, _obj

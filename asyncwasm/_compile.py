@@ -45,7 +45,7 @@ import threading
 import weakref
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import anyio
 import anyio.from_thread
@@ -406,6 +406,10 @@ async def compile_async(
     """
     service = service_for(runtime)
     service.check_open()
+    original, original_digest = wasm, digest  # what the module pickles as (see _transfer)
+    capped = service.context.prepare(wasm)
+    if capped is not wasm:  # Limits written into the bytes: other bytes, other cache keys
+        wasm, digest, info = capped, None, None
     check_size(wasm)
     check_counts(wasm)  # a count bomb fails here, before any thread or process is involved
     if digest is None:
@@ -429,7 +433,9 @@ async def compile_async(
         # The leader was cancelled before its compilation started: start over.
     try:
         module = service.strategy.to_module(digest, compiled)
-        return with_source(module, module_source(wasm, digest))
+        if original is wasm:
+            return with_source(module, module_source(wasm, digest))
+        return with_source(module, module_source(original, original_digest))
     except CompileError:
         # A wasmer artifact that passed its checksum but does not load (a forged or foreign
         # entry): forget it in both caches and compile afresh, once.
@@ -496,9 +502,11 @@ async def _run_work(
     timeout = None if service.context.engine.compile_in_process else service.compile_timeout
     try:
         with anyio.move_on_after(timeout if timeout is not None else math.inf) as scope:
-            await anyio.to_thread.run_sync(
-                _work, service, flight, wasm, info, abandon_on_cancel=True
-            )
+            # The arguments travel in a list the thread empties: an idle anyio worker thread
+            # keeps its last job's arguments until its next job, which would keep a forgotten
+            # runtime's service (and its worker processes) alive.
+            job: list[object] = [service, flight, wasm, info]
+            await anyio.to_thread.run_sync(_work_job, job, abandon_on_cancel=True)
         if scope.cancelled_caught:
             with flight.lock:
                 if flight.state != _FINISHED:
@@ -574,6 +582,17 @@ def _unwrap(flight: _Flight) -> Compiled:
         raise CompileError(f"the compiler process was killed: {outcome}") from outcome
     assert isinstance(outcome, BaseException)
     raise outcome
+
+
+def _work_job(job: list[object]) -> None:
+    service, flight, wasm, info = job
+    job.clear()
+    _work(
+        cast(CompileService, service),
+        cast(_Flight, flight),
+        cast(bytes, wasm),
+        cast("ModuleInfo | None", info),
+    )
 
 
 def _work(service: CompileService, flight: _Flight, wasm: bytes, info: ModuleInfo | None) -> None:

@@ -21,12 +21,18 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Hashable
+from dataclasses import replace
 from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 
 from . import _fork
 from ._binary import ModuleInfo
+from ._caps import cap_module
 from ._engines import Engine, EngineFeatures, get_engine
 from ._engines._base import ExternHandle, FuncHandle, ModuleHandle, StoreHandle, TagHandle
+from ._exceptions import RangeError
+from ._limits import Limits
+from ._types import Limits as TypeLimits
+from ._types import MemoryType
 
 __all__ = [
     "RuntimeBase",
@@ -78,11 +84,17 @@ class StoreContext:
         "cached_compilation",
         "closed",
         "engine",
+        "limits",
+        "live_instances",
     )
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, limits: Limits | None = None) -> None:
         self.engine = engine
         self.closed = False
+        # The runtime's resource limits: the engine enforces them per store (new_store) or in
+        # the module bytes (wasmer, see _caps); the instance count is kept here.
+        self.limits = limits
+        self.live_instances = 0
         # Set by the runtime's compile service (a layer above, so it registers itself here):
         # the compilation of these bytes already in its in-memory cache, made by validate() or
         # compile(), so that the synchronous Module() that usually follows does not compile
@@ -115,12 +127,34 @@ class StoreContext:
     def engine_name(self) -> str:
         return self.engine.name
 
+    def prepare(self, wasm: bytes) -> bytes:
+        """The bytes to compile for this runtime: on an engine without store limits (wasmer),
+        with ``Limits.memory``/``table_elements`` written into the module (``_caps``; the
+        compile caches then key on the capped bytes, so runtimes with different caps never
+        share an entry and runtimes with the same caps do)."""
+        limits = self.limits
+        if limits is None or not self.engine.caps_in_module:
+            return wasm
+        return cap_module(wasm, limits.memory_pages, limits.table_elements)
+
+    def host_memory_type(self, mtype: MemoryType) -> MemoryType:
+        """The type to create a memory of from Python with: on an engine without store limits,
+        ``Limits.memory`` becomes its maximum (``RangeError`` when it starts larger)."""
+        limits = self.limits
+        cap = None if limits is None else limits.memory_pages
+        if cap is None or not self.engine.caps_in_module:
+            return mtype
+        first, last = mtype.limits.minimum, mtype.limits.maximum
+        if first > cap:
+            raise RangeError(f"a memory of {first} pages is over the limit of {cap} pages")
+        return replace(mtype, limits=TypeLimits(first, cap if last is None else min(last, cap)))
+
     def store(self) -> StoreCell:
         """The current store, made anew when nothing holds the previous one."""
         with self._lock:
             cell = self._store_ref() if self._store_ref is not None else None
             if cell is None:
-                cell = StoreCell(self.engine.new_store())
+                cell = StoreCell(self.engine.new_store(self.limits))
                 self._store_ref = weakref.ref(cell)
             return cell
 

@@ -54,6 +54,7 @@ TrapKind = Literal[
     "indirect_call_type_mismatch",
     "stack_overflow",
     "out_of_fuel",
+    "timeout",
     "interrupt",
     "null_reference",
     "unaligned_atomic",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, NoReturn
 
@@ -139,8 +140,12 @@ class Instance:
             cell = isolated
             handles, kept = _resolve_values(parts, values, cell)
         _check_table_sizes(parts)
+        if context.limits is not None:
+            _check_limits(context, parts)
         engine.note_declared_types(cell.handle, parts.info.types)
         handle = engine.instantiate(cell.handle, parts.handle, handles)
+        if context.limits is not None and context.limits.instances is not None:
+            _count_instance(self, context)
         self._module = module
         self._cell = cell
         self._handle = handle
@@ -182,6 +187,43 @@ def _check_table_sizes(parts: ModuleParts) -> None:
                 f"table {index} has {table.limits.minimum} entries, more than the limit "
                 f"{MAX_TABLE_LENGTH}"
             )
+
+
+def _check_limits(context: StoreContext, parts: ModuleParts) -> None:
+    """The runtime's ``Limits`` at instantiation (the same on every engine): the live instance
+    count, and memories or tables the module defines starting larger than allowed."""
+    limits = context.limits
+    assert limits is not None
+    if limits.instances is not None and context.live_instances >= limits.instances:
+        raise RangeError(f"the runtime has {context.live_instances} live instances, its limit")
+    info = parts.info
+    kinds = [imp.kind for imp in info.imports]
+    if limits.memory is not None:
+        for index, memory in enumerate(info.memories[kinds.count("memory") :]):
+            size = memory.limits.minimum << memory.page_size_log2
+            if size > limits.memory:
+                raise RangeError(
+                    f"memory {index} starts at {size} bytes, over the limit of {limits.memory}"
+                )
+    if limits.table_elements is not None:
+        for index, table in enumerate(info.tables[kinds.count("table") :]):
+            if table.limits.minimum > limits.table_elements:
+                raise RangeError(
+                    f"table {index} starts with {table.limits.minimum} elements, over the "
+                    f"limit of {limits.table_elements}"
+                )
+
+
+def _count_instance(instance: Instance, context: StoreContext) -> None:
+    """``Limits.instances``: count ``instance`` as live until it is garbage."""
+    context.live_instances += 1
+    weakref.finalize(instance, _instance_gone, weakref.ref(context))
+
+
+def _instance_gone(context_ref: weakref.ref[StoreContext]) -> None:
+    context = context_ref()
+    if context is not None:
+        context.live_instances -= 1
 
 
 def _link_error(imp: ImportInfo, message: str) -> LinkError:

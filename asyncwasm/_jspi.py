@@ -202,5 +202,5 @@ def isolated_store(context: StoreContext, values: Sequence[object]) -> StoreCell
         (cell,) = cells.values()
         return cell if cell is not context.store() else None
     if not cells and any(isinstance(v, Suspending) for v in values):
-        return StoreCell(context.engine.new_store())
+        return StoreCell(context.engine.new_store(context.limits))
     return None

@@ -58,7 +58,8 @@ class Memory(StoreObject[MemoryType], kind="memory"):
         context = context_for(runtime)
         mtype = MemoryType(Limits(first, last), shared=bool(shared))
         cell = context.store()
-        self._init(context, cell, context.engine.memory_new(cell.handle, mtype), mtype)
+        engine_type = context.host_memory_type(mtype)  # Limits.memory on wasmer
+        self._init(context, cell, context.engine.memory_new(cell.handle, engine_type), mtype)
 
     def _init(
         self, context: StoreContext, cell: StoreCell, handle: ExternHandle, mtype: MemoryType

@@ -118,9 +118,12 @@ class Module:
     _source: ModuleSource | None
 
     def __init__(self, source: object, *, runtime: RuntimeBase | None = None) -> None:
-        wasm = copy_buffer_source(source)
-        self._source = module_source(wasm)  # first: whichever way the module is made below
+        original = copy_buffer_source(source)
+        # First, whichever way the module is made below; the user's bytes, not the ones
+        # prepared for this runtime's limits (a receiver prepares them for its own).
+        self._source = module_source(original)
         context = context_for(runtime)
+        wasm = context.prepare(original)
         engine = context.engine
         lookup = context.cached_compilation
         cached = lookup(wasm) if lookup is not None else None

@@ -31,7 +31,9 @@ from ._context import (
     set_default_context,
 )
 from ._engines import Engine, EngineFeatures, available_engines, get_engine
+from ._exceptions import NotSupportedError
 from ._instance import Instance, InstantiatedSource
+from ._limits import Limits
 from ._module import Module
 from ._source import copy_buffer_source
 from ._streaming import compile_streaming, instantiate_streaming
@@ -60,6 +62,11 @@ class Runtime(RuntimeBase):
       ``CompileError`` (wasmer: the worker process is killed; wasmtime: the wait ends, the
       compiler thread runs to its end in the background and keeps its ``max_workers`` slot
       until then). The synchronous ``Module()`` is not bounded.
+    - ``limits`` (``asyncwasm.Limits``) bounds what the runtime's modules may use: memory and
+      table sizes, live instances, fuel and wall-clock time per exported call. A limit the
+      engine cannot enforce raises ``NotSupportedError`` here. Tenants with different limits
+      are different runtimes; on wasmtime, ``Limits.fuel`` selects a second engine configured
+      with fuel metering, whose compiled code is not shared with runtimes without fuel.
 
     The module-level functions (``asyncwasm.compile`` ...) use a process-wide default runtime; a
     runtime's methods mirror them. Use it as ``async with Runtime() as rt:`` (or call
@@ -74,7 +81,10 @@ class Runtime(RuntimeBase):
         cache_size: int = DEFAULT_CACHE_SIZE,
         cache_dir: str | os.PathLike[str] | None = None,
         compile_timeout: float | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        if limits is not None and not isinstance(limits, Limits):
+            raise TypeError(f"limits must be an asyncwasm.Limits, not {type(limits).__name__}")
         if compile_timeout is not None and not (
             isinstance(compile_timeout, (int, float))
             and not isinstance(compile_timeout, bool)
@@ -85,7 +95,7 @@ class Runtime(RuntimeBase):
             max_workers = os.cpu_count() or 2
         if not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(f"max_workers must be a positive int, not {max_workers!r}")
-        context = StoreContext(get_engine(engine))
+        context = StoreContext(_engine_for(engine, limits), limits)
         self._setup(
             CompileService(
                 context,
@@ -132,6 +142,11 @@ class Runtime(RuntimeBase):
         return self._engine.features
 
     @property
+    def limits(self) -> Limits | None:
+        """The resource limits given at creation, or ``None``."""
+        return self._context.limits
+
+    @property
     def max_workers(self) -> int:
         """How many compilations may run at once (threads or worker processes)."""
         return self._compiler.max_workers
@@ -162,6 +177,30 @@ class Runtime(RuntimeBase):
 
     def __repr__(self) -> str:
         return f"<asyncwasm.Runtime engine={self.engine!r} version={self._engine.version!r}>"
+
+    def with_limits(self, limits: Limits | None) -> Runtime:
+        """A runtime for another tenant: the same engine and options, its own store and
+        ``limits``, sharing this runtime's in-memory compile cache, so that a module compiled
+        for one tenant is not compiled again for the next (and its on-disk cache, if any).
+
+        On wasmtime, fuel is an engine setting: runtimes with ``Limits.fuel`` use the fuel
+        engine, so tenants with and without fuel don't share compiled code (tenants with
+        different fuel amounts do). On wasmer, memory and table caps are written into the
+        module (``Limits.memory``/``table_elements``): tenants with the same caps share
+        compiled code, tenants with different caps don't.
+        """
+        compiler = self._compiler
+        runtime = Runtime(
+            self.engine,
+            max_workers=compiler.max_workers,
+            cache_size=compiler.memory_cache.max_size,
+            cache_dir=self.cache_dir,
+            compile_timeout=compiler.compile_timeout,
+            limits=limits,
+        )
+        if runtime._engine is self._engine:  # never an engine module into another engine
+            runtime._compiler.memory_cache = compiler.memory_cache
+        return runtime
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> Runtime:
@@ -243,6 +282,15 @@ class Runtime(RuntimeBase):
         return await instantiate_streaming(
             self, source, imports, max_bytes=max_bytes, on_progress=on_progress
         )
+
+
+def _engine_for(name: str | None, limits: Limits | None) -> Engine:
+    """The engine for a runtime with ``limits``; ``NotSupportedError`` for a limit it cannot
+    enforce."""
+    engine = get_engine(name, fuel=limits is not None and limits.fuel is not None)
+    if limits is not None and limits.timeout is not None and not engine.features.timeouts:
+        raise NotSupportedError(engine.name, "call timeouts (Limits.timeout)")
+    return engine
 
 
 _default_lock = threading.Lock()

@@ -76,6 +76,8 @@ def _artifact_of(module: Module, digest: bytes) -> _Artifact | None:
     if source is None or len(source.wasm) < ARTIFACT_MIN_SIZE:
         return None
     parts = parts_of(module)
+    if parts.context.prepare(source.wasm) is not source.wasm:
+        return None  # compiled from bytes with Limits written in: not the module's own code
     engine = parts.context.engine
     key = engine.cache_key()
     sent = source.artifact
@@ -137,6 +139,11 @@ def load_module(
     only on a cache miss), else compiled here and now; the result goes into the in-memory
     cache."""
     service.check_open()
+    original, original_digest = wasm, digest
+    prepared = service.context.prepare(wasm)
+    if prepared is not wasm:  # this runtime writes its Limits into the bytes (wasmer)
+        wasm, digest = prepared, hashlib.sha256(prepared).digest()
+        get_artifact = _no_artifact
     compiled = service.memory_cache.get(digest)
     if compiled is not None:
         service.count("memory_hits")
@@ -159,7 +166,11 @@ def load_module(
                 compiled = Compiled(info, engine.compile(None, wasm), None, 3 * len(wasm))
         service.memory_cache.put(digest, compiled, compiled.size)
     module = service.strategy.to_module(digest, compiled)
-    return with_source(module, module_source(wasm, digest))
+    return with_source(module, module_source(original, original_digest))
+
+
+def _no_artifact() -> bytes | None:
+    return None
 
 
 copyreg.pickle(Module, _reduce)

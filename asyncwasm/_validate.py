@@ -35,6 +35,7 @@ __all__ = ["validate_bytes"]
 def validate_bytes(service: CompileService, wasm: bytes) -> bool:
     """Whether ``wasm`` compiles on the service's engine (and within its ``compile_timeout``)."""
     engine = service.context.engine
+    wasm = service.context.prepare(wasm)
     digest = hashlib.sha256(wasm).digest()
     if service.memory_cache.get(digest) is not None:
         return True  # compiled already (by compile() or an earlier validate())

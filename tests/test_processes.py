@@ -426,3 +426,22 @@ def test_concurrent_writers_never_corrupt_the_cache_dir(
             ]
         ]
     assert again == [(0, 1, 0)] * len(modules)
+
+
+@pytest.mark.anyio
+async def test_pickle_of_a_module_of_a_runtime_with_limits(runtime: asyncwasm.Runtime) -> None:
+    # wasmer writes Limits into the bytes it compiles: the pickle carries the module's own bytes
+    # (no artifact of the capped code), and the receiver applies its own limits (none here).
+    wasm = wat('(module (memory (export "mem") 1) (func (export "one") (result i32) i32.const 1))')
+    limits = asyncwasm.Limits(memory=2 << 16)
+    async with asyncwasm.Runtime(runtime.engine, limits=limits) as limited:
+        module = await limited.compile(wasm)
+        capped = asyncwasm.Instance(module).exports.mem
+        with pytest.raises(asyncwasm.RangeError):
+            capped.grow(4)
+        again = pickle.loads(pickle.dumps(module))
+    # Equal to the module the receiving runtime makes of those bytes (on wasmer, the limited
+    # runtime's module reports its capped maximum).
+    assert asyncwasm.Module.exports(again) == asyncwasm.Module.exports(asyncwasm.Module(wasm))
+    memory = asyncwasm.Instance(again).exports.mem
+    assert memory.grow(4) == 1  # the default runtime has no limits

@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass
 from typing import ClassVar, TypeAlias
 
 from .._exceptions import NotSupportedError
+from .._limits import Limits
 from .._types import FuncType, GlobalType, MemoryType, TableType, TagType
 
 
@@ -128,6 +129,8 @@ class EngineFeatures:
     preemption: bool = False
     """Running wasm can be interrupted: a long promising call yields to the event loop
     regularly, and cancelling it stops the wasm within milliseconds."""
+    timeouts: bool = False
+    """``Limits(timeout=...)``: a wall-clock deadline per exported call."""
 
     def as_dict(self) -> dict[str, bool]:
         return asdict(self)
@@ -185,6 +188,9 @@ class Engine(abc.ABC):
     compile_in_process: ClassVar[bool]
     """True when compiling holds the GIL (wasmer): the async runtime then compiles in a worker
     *process* with ``compile_artifact`` and loads the result with ``deserialize``."""
+    caps_in_module: ClassVar[bool] = False
+    """The engine has no store limits: ``Limits.memory``/``table_elements`` are written into
+    each module's bytes before it is compiled (``asyncwasm._caps``)."""
     isolate_suspending_instances: ClassVar[bool] = False
     """True when one suspended promising call blocks its whole store (wasmtime: one call future
     per store): an instance with ``Suspending`` imports that imports no store objects then gets a
@@ -234,8 +240,10 @@ class Engine(abc.ABC):
 
     # -- stores and instances ----------------------------------------------------------------
     @abc.abstractmethod
-    def new_store(self) -> StoreHandle:
-        """A new, empty store. Freed when the handle is garbage."""
+    def new_store(self, limits: Limits | None = None) -> StoreHandle:
+        """A new, empty store. Freed when the handle is garbage. ``limits``: the runtime's
+        resource limits the engine enforces per store (memory and table sizes, fuel and
+        timeouts per call); the caller checked that the engine supports them."""
 
     @abc.abstractmethod
     def instantiate(

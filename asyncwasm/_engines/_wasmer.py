@@ -67,6 +67,7 @@ import wasmer
 import wasmer_compiler_cranelift
 
 from .. import _fork
+from .._caps import cap_module
 from .._exceptions import (
     CompileError,
     ForkedObjectError,
@@ -77,7 +78,8 @@ from .._exceptions import (
     TrapKind,
     shorten,
 )
-from .._types import FuncType, GlobalType, MemoryType, TableType, TagType
+from .._limits import Limits
+from .._types import MAX_TABLE_LENGTH, FuncType, GlobalType, MemoryType, TableType, TagType
 from . import _wasmer_async as _async
 from ._base import (
     Engine,
@@ -506,10 +508,19 @@ def _has_tags(wasm: bytes) -> bool:
 # -- the engine -----------------------------------------------------------------------------
 
 
+def _fenced(wasm: bytes) -> bytes:
+    """The bytes wasmer compiles: every table the module defines gets a maximum of at most
+    ``MAX_TABLE_LENGTH`` (the JS API's limit), because wasm ``table.grow`` by 2**31 on a table
+    without one aborts the process ("memory allocation failed"). Declared types, as Python sees
+    them, come from asyncwasm's decoding of the original bytes and are unchanged."""
+    return cap_module(bytes(wasm), None, MAX_TABLE_LENGTH)
+
+
 class WasmerEngine(Engine):
     name = ENGINE_NAME
     module_needs_store = True
     compile_in_process = True
+    caps_in_module = True
 
     def __init__(self) -> None:
         self.features = EngineFeatures(
@@ -542,6 +553,7 @@ class WasmerEngine(Engine):
                     "universal",
                     str(wasmer.target.Triple.host()),
                     _cpu_fingerprint(),
+                    "tables-capped",  # see _fenced
                 ]
             )
         return self._cache_key
@@ -566,7 +578,7 @@ class WasmerEngine(Engine):
 
     def compile(self, store: StoreHandle | None, wasm: bytes) -> WasmerModule:
         store = _store(store)
-        wasm = bytes(wasm)
+        wasm = _fenced(wasm)
         if _has_tags(wasm):
             raise CompileError(_TAG_REFUSAL)
         with _G_COMPILE:
@@ -586,7 +598,7 @@ class WasmerEngine(Engine):
 
     @staticmethod
     def compile_artifact(wasm: bytes) -> bytes:
-        wasm = bytes(wasm)
+        wasm = _fenced(wasm)
         if _has_tags(wasm):
             raise CompileError(_TAG_REFUSAL)
         store = _new_wasmer_store()
@@ -596,7 +608,8 @@ class WasmerEngine(Engine):
             return bytes(module.serialize())
 
     # -- stores and instances ---------------------------------------------------------------
-    def new_store(self) -> WasmerStore:
+    def new_store(self, limits: Limits | None = None) -> WasmerStore:
+        # Limits are written into the modules (see _caps) and counted by the runtime.
         return WasmerStore()
 
     def instantiate(

@@ -34,6 +34,7 @@ from wasmtime import _ffi as ffi  # private bindings of the C API
 
 from .. import _exceptions as exc
 from .. import _fork
+from .._limits import Limits
 from .._types import (
     JS_VALUE_TYPES,
     MAX_TABLE_LENGTH,
@@ -120,13 +121,12 @@ _CONFIG: Final[dict[str, bool]] = {
     "wasm_gc": True,
     "gc_support": True,
     "parallel_compilation": True,
-    # Fuel instruments every loop and call (measured: a tight loop ~2x slower, a call ~10%).
-    # JSPI needs it: promising calls yield to the event loop every FUEL_SLICE units
-    # (_wasmtime_async), which needs no second thread. Every store starts with a full tank, so
-    # fuel limits nothing by itself.
-    "consume_fuel": True,
-    # Epoch checks at function entries and loop heads: lets Ctrl-C stop running wasm (see
-    # ``_wasmtime_interrupts``).
+    # Fuel instruments every loop and call (measured: a tight loop ~1.9x slower). Off by
+    # default: only a runtime with ``Limits(fuel=...)`` needs it, and it gets a second engine
+    # (``create_engine(fuel=True)``) whose compiled code is its own.
+    "consume_fuel": False,
+    # Epoch checks at function entries and loop heads (a tight loop ~1.4x slower): Ctrl-C,
+    # ``Limits.timeout`` and JSPI time slicing (see ``_wasmtime_interrupts``).
     "epoch_interruption": True,
 }
 
@@ -147,9 +147,13 @@ def _wasmer_may_load() -> bool:
 _SIGNALS_BASED_TRAPS: Final = not _wasmer_may_load()
 
 
-def _make_config() -> wasmtime.Config:
+def _config_items(fuel: bool) -> dict[str, bool]:
+    return {**_CONFIG, "consume_fuel": fuel}
+
+
+def _make_config(fuel: bool = False) -> wasmtime.Config:
     config = wasmtime.Config()
-    for key, value in _CONFIG.items():
+    for key, value in _config_items(fuel).items():
         setattr(config, key, value)
     if _fork.forked():
         # The parallel-compilation thread pool does not survive fork: a forked child's engine
@@ -249,7 +253,7 @@ _EXTERN_OWNERS: dict[int, weakref.ref[_Store]] = {}  # externref data id -> its 
 # wasmtime's C API has no GC heap setting, but its store limiter bounds every growth of a linear
 # memory *and of the GC heap* by ``memory_size``. Unbounded, a 3 KB module whose global
 # initialiser allocates a 3e9-element GC array took 2.8 GiB and 6 s before trapping. So every
-# store gets this default (``Limits(memory=...)``, where given, belongs in the same limiter):
+# store gets this default (``Limits(memory=...)`` lowers it, in the same limiter: see ``_Store``):
 # 2 GiB, the memory32 limit browsers long had. The price: a linear memory can't grow past 2 GiB
 # (32,768 pages) on wasmtime either, where JS allows 4 GiB; wasmtime's C API offers no way to
 # bound the GC heap alone.
@@ -270,7 +274,13 @@ class _Store(StoreHandle):
     objects), so reference cycles through them are visible to Python's garbage collector.
     """
 
-    def __init__(self, engine: wasmtime.Engine, ticker: interrupts.EpochTicker) -> None:
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        ticker: interrupts.EpochTicker,
+        limits: Limits | None = None,
+        fuel: bool = False,
+    ) -> None:
         # JSPI (_wasmtime_async): never deleted while a call future of it is alive; ``aio`` is
         # its async state once it became an async store.
         self.engine = engine
@@ -281,15 +291,25 @@ class _Store(StoreHandle):
         # The JS API's embedder limit on a table's length (asyncwasm#3): wasm's table.grow past
         # it gives -1, as in browsers. Using the limiter at all also caps instances, tables and
         # memories per store (wasmtime's default: 10,000 each), so those are lifted explicitly.
+        # Limits.memory and Limits.table_elements go into the same limiter.
+        memory_size, table_elements = STORE_MEMORY_LIMIT, MAX_TABLE_LENGTH
+        if limits is not None:
+            if limits.memory is not None:
+                memory_size = min(memory_size, limits.memory)
+            if limits.table_elements is not None:
+                table_elements = min(table_elements, limits.table_elements)
+            self.interrupts.timeout = limits.timeout
+            self.interrupts.fuel = limits.fuel
         self.store.set_limits(
-            table_elements=MAX_TABLE_LENGTH,
+            table_elements=table_elements,
             instances=1 << 40,
             tables=1 << 40,
             memories=1 << 40,
-            memory_size=STORE_MEMORY_LIMIT,
+            memory_size=memory_size,
         )
         self.ctx: Any = self.store._context()
-        _check_error(ffi.wasmtime_context_set_fuel(self.ctx, _async.FULL_TANK))
+        if fuel:  # a fuel engine: each call from Python gets Limits.fuel (Interrupts.begin)
+            _check_error(ffi.wasmtime_context_set_fuel(self.ctx, _async.FULL_TANK))
         # RLock: wasm -> host -> wasm re-entry happens on the same thread.
         self.lock = threading.RLock()
         self.host: dict[int, tuple[HostCallable, FuncType]] = {}
@@ -750,6 +770,12 @@ def _fail(store: _Store, err: Any, trap: Any, default: Callable[[str], BaseExcep
     store.interrupts.rearm()
     if pending is not None:
         raise pending
+    state = store.interrupts.state
+    if state.timed_out:
+        state.timed_out = False
+        raise exc.RuntimeError(
+            f"the wasm call ran past its timeout of {store.interrupts.timeout} s", trap="timeout"
+        )
     if trap_obj is not None:
         if trap_obj.trap_code is None and ffi.wasmtime_context_has_exception(store.ctx):
             _raise_uncaught(store, trap_obj)
@@ -798,8 +824,9 @@ class WasmtimeEngine(Engine):
     compile_in_process: ClassVar[bool] = False
     isolate_suspending_instances: ClassVar[bool] = True
 
-    def __init__(self) -> None:
-        self._engine = wasmtime.Engine(_make_config())
+    def __init__(self, fuel: bool = False) -> None:
+        self._fuel = fuel
+        self._engine = wasmtime.Engine(_make_config(fuel))
         _fork.track(self)
         # The process-wide engine lives until exit. Left to wasmtime-py, its __del__ runs during
         # interpreter teardown, after the FFI module's globals are gone, and prints a traceback;
@@ -811,19 +838,20 @@ class WasmtimeEngine(Engine):
             reference_values=True,
             v128=True,
             exceptions=True,
-            fuel=_CONFIG["consume_fuel"],
+            fuel=True,  # Limits(fuel=...) runtimes use the fuel engine
             shared_memory=True,
             memory64=True,
             tail_calls=True,
             multi_value=True,
             jspi=True,
             preemption=True,
+            timeouts=True,
         )
 
     def _after_fork_in_child(self) -> None:
         # A new engine (serial compilation, see _make_config); the parent's stores and modules
         # are refused from now on (their generation), and its stores are never deleted here.
-        self._engine = wasmtime.Engine(_make_config())
+        self._engine = wasmtime.Engine(_make_config(self._fuel))
         atexit.register(self._engine._consume)
         # Ctrl-C: the parent's ticker advances the parent's engine (and its thread is gone).
         self._ticker = interrupts.EpochTicker(self._engine, _record_pending)
@@ -837,9 +865,9 @@ class WasmtimeEngine(Engine):
 
     def cache_key(self) -> str:
         # Not parallel_compilation: it changes how, not what, wasmtime compiles.
-        config = {**_CONFIG, "signals_based_traps": _SIGNALS_BASED_TRAPS}
-        del config["parallel_compilation"]
-        digest = hashlib.sha256(repr(sorted(config.items())).encode()).hexdigest()[:16]
+        items = {**_config_items(self._fuel), "signals_based_traps": _SIGNALS_BASED_TRAPS}
+        del items["parallel_compilation"]
+        digest = hashlib.sha256(repr(sorted(items.items())).encode()).hexdigest()[:16]
         return f"{_NAME}-{self.version}-{digest}"
 
     # -- modules --------------------------------------------------------------------------------
@@ -870,9 +898,14 @@ class WasmtimeEngine(Engine):
             module = wasmtime.Module(wasmtime.Engine(_make_config()), data)
             return bytes(module.serialize())
 
+    @property
+    def consumes_fuel(self) -> bool:
+        """Whether this is the fuel engine (``Limits.fuel`` needs it)."""
+        return self._fuel
+
     # -- stores and instances -------------------------------------------------------------------
-    def new_store(self) -> _Store:
-        store = _Store(self._engine, self._ticker)
+    def new_store(self, limits: Limits | None = None) -> _Store:
+        store = _Store(self._engine, self._ticker, limits, self._fuel)
         _LIVE_STORES.add(store)
         return store
 
@@ -901,13 +934,15 @@ class WasmtimeEngine(Engine):
         trap = POINTER(ffi.wasm_trap_t)()
         with s.lock:
             _tls.depth += 1
+            s.interrupts.begin(s.ctx)
             try:
                 err = ffi.wasmtime_instance_new(
                     s.ctx, module.module.ptr(), externs, len(imports), byref(raw), byref(trap)
                 )
                 if err or trap:
-                    _fail(s, err, trap, exc.LinkError)
+                    _fail(s, err, trap, _instantiate_error)
             finally:
+                s.interrupts.end()
                 _tls.depth -= 1
                 if _tls.depth == 0:
                     _clear_thrown()
@@ -987,6 +1022,7 @@ class WasmtimeEngine(Engine):
         with s.lock:
             done = 0
             _tls.depth += 1
+            s.interrupts.begin(s.ctx)
             try:
                 for i, (t, value) in enumerate(zip(type.params, args, strict=True)):
                     _to_raw(s, s.ctx, t, value, params[i])
@@ -1004,6 +1040,7 @@ class WasmtimeEngine(Engine):
                     for i in range(nresults):
                         _unroot(results[i])
             finally:
+                s.interrupts.end()
                 for i in range(done):
                     _unroot(params[i])
                 _tls.depth -= 1
@@ -1284,6 +1321,14 @@ def _call_error(message: str) -> BaseException:
     return exc.RuntimeError(message, trap="unknown")
 
 
+def _instantiate_error(message: str) -> BaseException:
+    """A failed instantiation: ``RangeError`` when a memory or table is over the store's limits
+    (``Limits.memory``/``table_elements``), else ``LinkError``."""
+    if "exceeds memory limits" in message or "exceeds table limits" in message:
+        return exc.RangeError(message)
+    return exc.LinkError(message)
+
+
 def _package_version() -> str:
     try:
         return metadata.version("wasmtime")
@@ -1291,8 +1336,9 @@ def _package_version() -> str:
         return str(getattr(wasmtime, "__version__", "unknown"))
 
 
-def create_engine() -> WasmtimeEngine:
-    return WasmtimeEngine()
+def create_engine(fuel: bool = False) -> WasmtimeEngine:
+    """The engine; ``fuel=True``: the one configured with fuel metering (``Limits.fuel``)."""
+    return WasmtimeEngine(fuel)
 
 
 # Last: the JSPI driver imports this module's internals.

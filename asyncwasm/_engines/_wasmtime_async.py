@@ -1,6 +1,6 @@
 """JSPI on wasmtime: suspending host functions and promising calls through the C API's async
 calls (``wasmtime_func_call_async``, ``wasmtime_linker_define_async_func``,
-``wasmtime_call_future_poll``, fuel-based async yields), driven from the event loop.
+``wasmtime_call_future_poll``, epoch-based async yields), driven from the event loop.
 
 The rules wasmtime imposes, and how this module keeps each one (breaking any aborts the process
 or is undefined behaviour):
@@ -18,7 +18,8 @@ One call future per store
       reports "pending"), the call is **routed through that continuation**: we poll the parked
       future once, wasmtime calls our continuation callback with the store inside the host call,
       the callback runs the nested call to completion there and reports "still pending";
-    * while it is *parked at a fuel yield* (time slicing), there is no host call to route
+    * while it is *parked at a yield* (time slicing: the store's epoch deadline callback yields
+      at each tick of the epoch while a promising call runs, see ``_wasmtime_interrupts``), there is no host call to route
       through, so the parked computation is first driven on (on the caller's thread, blocking)
       until it reaches a suspending import or finishes: exactly what would have happened without
       time slicing, as in JS, where a running call is never interrupted;
@@ -79,7 +80,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ASYNC_STACK_SIZE",
-    "FUEL_SLICE",
     "GuardedStore",
     "call_promising",
     "call_sync",
@@ -92,13 +92,9 @@ ASYNC_STACK_SIZE: Final = 8 << 20
 on it get this minus the wasm stack limit (512 KiB): about what CPython's main thread has. Only
 touched pages are resident (~20 kB per suspended call)."""
 
-FUEL_SLICE: Final = 400_000
-"""Fuel units (roughly wasm instructions) a promising call runs between two yields to the event
-loop: about half a millisecond to a few milliseconds of wasm on this kind of machine."""
-
 FULL_TANK: Final = (1 << 64) - 1
-"""Fuel each store starts with: consume_fuel is on engine-wide (for time slicing), and fuel is
-no limit unless a caller sets one."""
+"""Fuel each store of the fuel engine starts with (each call from Python then gets its
+``Limits.fuel``)."""
 
 _RUNNING: Final = "running"
 _AT_IMPORT: Final = "import"
@@ -146,7 +142,9 @@ def enable(s: _Store) -> _AsyncState:
     state: _AsyncState | None = s.aio
     if state is None:
         with s.lock:
-            wt._check_error(ffi.wasmtime_context_fuel_async_yield_interval(s.ctx, FUEL_SLICE))
+            # Time slicing: the epoch deadline callback yields at each tick (not fuel, which
+            # would slow every wasmtime user down).
+            s.interrupts.state.slicing = True
             state = s.aio = _AsyncState()
     return state
 
@@ -193,6 +191,7 @@ class _Call:
         "__weakref__",
         "default",
         "err",
+        "fresh",
         "future",
         "keep",
         "pending",
@@ -217,6 +216,9 @@ class _Call:
         self.routed: Callable[[], None] | None = None
         self.results: Any = None
         self.task: object = None  # the anyio task driving a promising call
+        # A call from Python, not nested in one on the store: its first poll arms the store's
+        # per-call limits afresh (fuel, timeout).
+        self.fresh = False
         # The asyncwasm class of a failure that is not a trap (a call: RuntimeError).
         self.default: Callable[[str], BaseException] = wt._call_error
 
@@ -228,11 +230,16 @@ class _Call:
     def poll(self) -> bool:
         """Poll once (the store's lock held, the frame pushed by the caller); True when done."""
         self.state = _RUNNING
+        interrupts = self.store.interrupts
+        interrupts.begin(self.store.ctx, self.fresh)
+        self.fresh = False
         try:
             done = bool(ffi.wasmtime_call_future_poll(self.future))
         except BaseException:  # a KeyboardInterrupt raised in a ctypes callback: keep state sane
             self.state = _AT_YIELD if self.pending is None else _AT_IMPORT
             raise
+        finally:
+            interrupts.end()
         if done:
             self.state = _DONE
         else:
@@ -352,6 +359,7 @@ def _delete_at(state: _AsyncState, k: int) -> None:
 
 def _nested(s: _Store, state: _AsyncState, make: Callable[[_Call], None]) -> _Call:
     call = _Call(s, promising=False)
+    call.fresh = not state.calls
     state.frames.append(False)
     wt._tls.depth += 1
     try:
@@ -520,6 +528,7 @@ async def call_promising(
                 break
     call = _Call(s, promising=True)
     call.task = me
+    call.fresh = not nested
     nresults = len(type.results)
     with s.lock:
         params, rooted = _params(s, type, args)

@@ -1,22 +1,26 @@
-"""Ctrl-C for running wasm on wasmtime: the one place where the engine's epoch is used.
+"""The epoch of wasmtime engines: Ctrl-C, call timeouts and JSPI time slicing, all from one
+deadline callback per store.
 
 Python runs a signal handler only between bytecodes of the main thread, so SIGINT would wait for
 a long wasm call to end. The engine is configured with epoch interruption (``_wasmtime``'s
-``_CONFIG``); ``EpochTicker`` advances the epoch every ``TICK`` seconds from a daemon thread, and
-every store has a deadline callback (``Interrupts``) that runs, back in Python on the thread
-running wasm, at each tick: pending signal handlers run there, and a ``KeyboardInterrupt`` they
-raise stops the wasm call (the engine raises it once the call has unwound).
+``_CONFIG``); while wasm runs, a daemon thread advances the epoch every few milliseconds
+(``EpochTicker``), and every store has a deadline callback (``Interrupts``) that runs, back in
+Python on the thread running wasm, every few ticks (``_next_delta``). There: pending signal
+handlers run, and a ``KeyboardInterrupt`` they raise stops the wasm call (the engine raises it once the call has
+unwound); a call past its ``Limits.timeout`` deadline is stopped (``trap="timeout"``); and a
+promising call driven from the event loop yields to it (``CallState.slicing``).
 
 Every wasmtime store must be armed (``EpochTicker.arm``): with epoch interruption on, a store
-without a deadline traps ("interrupt") at its first epoch check. Anything else wanting epoch
-deadlines (time slicing for JSPI, call timeouts) should extend ``Interrupts`` rather than install
-a second callback (a store has one).
+without a deadline traps ("interrupt") at its first epoch check. Every wasm entry point brackets
+the call with ``Interrupts.begin``/``end``, which keeps the ticker running and arms the store's
+per-call limits (fuel, deadline).
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import os
 import threading
 import time
@@ -28,59 +32,117 @@ import wasmtime
 from wasmtime import _bindings  # the C API's raw ctypes declarations
 from wasmtime import _ffi as ffi  # private bindings of the C API
 
-__all__ = ["EpochTicker", "Interrupts"]
+__all__ = ["CallState", "EpochTicker", "Interrupts"]
 
 
 class EpochTicker:
-    """Ctrl-C for running wasm: the one place where the engine's epoch is used.
+    """The epoch of one engine, advanced every ``TICK`` seconds while wasm runs.
 
     Python runs a signal handler only between bytecodes of the main thread, so SIGINT would wait
     for a long wasm call to end. The engine is configured with epoch interruption; a daemon
-    thread advances the epoch every ``TICK`` seconds, and every store has a deadline callback
-    (``Interrupts``) that runs, back in Python on the thread running wasm, at each tick: pending
-    signal handlers run there, and a ``KeyboardInterrupt`` they raise stops the wasm call and
-    comes out of it as is. Anything else wanting epoch deadlines (time slicing for JSPI, call
-    timeouts) should extend ``Interrupts`` rather than add a second callback.
+    thread advances the epoch, and every store has a deadline callback (``Interrupts``) that
+    runs, back in Python on the thread running wasm, every few ticks: pending signal handlers run
+    there, and a ``KeyboardInterrupt`` they raise stops the wasm call and comes out of it as is.
+    The same callback enforces ``Limits.timeout`` and makes promising calls yield to the event
+    loop (JSPI time slicing): one epoch mechanism for everything, and no fuel by default.
 
     What runs is whatever SIGINT handler is installed: under ``asyncio.run``, whose handler only
     cancels the main task at the first Ctrl-C (the task can't see it while wasm blocks the
     loop), it takes the second Ctrl-C, which raises ``KeyboardInterrupt``, to stop the call.
-    Cost: an epoch check at every loop head and function entry; an empty counting loop ran
-    2.1-2.8x slower (``benchmarks/bench_hardening.py`` does not cover real workloads).
+
+    The ticker thread is shared by every engine and ticks only while some wasm call is running
+    (``Interrupts.begin``/``end``): idle for ``LINGER`` seconds it exits, and the next call
+    starts a new one (after ``fork`` too). Cost: an epoch check at every loop head and function
+    entry (``benchmarks/bench_limits.py``), plus one callback per store per tick.
     """
 
-    TICK: Final = 0.025
+    TICK: Final = 0.001
+    """Seconds between ticks while a promising call runs (JSPI time slicing wants them short)."""
+    SLOW_TICK: Final = 0.01
+    """Seconds between ticks while only other calls run (Ctrl-C, timeouts): each tick wakes a
+    thread and runs a callback in every running store, which cost a tight loop up to ~20% at
+    2 ms on a loaded 2-core machine."""
+    LINGER: Final = 0.5
 
     def __init__(
         self, engine: wasmtime.Engine, record_pending: Callable[[BaseException], None]
     ) -> None:
-        self._engine_ptr = engine.ptr()  # the engine is never freed (see WasmtimeEngine)
+        # The engine is never freed (see WasmtimeEngine), so its pointer stays valid.
+        _ENGINES.append(engine.ptr())
         _Arming.record_pending = staticmethod(record_pending)
-        self._lock = threading.Lock()
-        self._started = False
-        os.register_at_fork(after_in_child=self._after_fork)
 
     def arm(self, store: wasmtime.Store) -> Interrupts:
-        """Give a new store its deadline callback; make sure the epoch ticks."""
-        interrupts = Interrupts(store)
-        if not self._started:
-            with self._lock:
-                if not self._started:
-                    self._started = True
-                    threading.Thread(target=self._tick, name="asyncwasm-epoch", daemon=True).start()
-        return interrupts
+        """Give a new store its deadline callback."""
+        return Interrupts(store)
 
-    def _tick(self) -> None:
+
+class _Ticker:
+    """The one ticker thread of the process (see ``EpochTicker``)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = False
+        # Set by every poll of a slicing store: between two polls (the event loop's turn) no
+        # call may be running, and the next tick must still come soon.
+        self.slicing_seen = False
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def wake(self) -> None:
+        with self.lock:
+            if not self.running:
+                self.running = True
+                threading.Thread(target=self._run, name="asyncwasm-epoch", daemon=True).start()
+
+    def _run(self) -> None:
+        idle_ticks = int(EpochTicker.LINGER / EpochTicker.SLOW_TICK)
+        idle = 0
         while True:
-            time.sleep(self.TICK)
-            ffi.wasmtime_engine_increment_epoch(self._engine_ptr)
+            slicing = self.slicing_seen or any(state.slicing for state in list(_ACTIVE))
+            self.slicing_seen = False
+            time.sleep(EpochTicker.TICK if slicing else EpochTicker.SLOW_TICK)
+            for engine in _ENGINES:
+                ffi.wasmtime_engine_increment_epoch(engine)
+            if _ACTIVE:
+                idle = 0
+                continue
+            idle += 1
+            if idle < idle_ticks:
+                continue
+            with self.lock:
+                # A call that began after the check above saw ``running`` still True and did
+                # not wake us: look again after clearing it (``begin`` appends, then reads).
+                self.running = False
+                if not _ACTIVE:
+                    return
+                self.running = True
+                idle = 0
 
     def _after_fork(self) -> None:
-        self._started = False  # threads don't survive fork: the next store starts a new ticker
+        self.lock = threading.Lock()
+        self.running = False  # threads don't survive fork: the next call starts a new ticker
+
+
+_ENGINES: list[Any] = []  # the engines whose epoch the ticker advances
+# The state of the store of each running wasm call (append/remove are atomic under the GIL).
+_ACTIVE: list[CallState] = []
+_TICKER: Final = _Ticker()
+
+
+class CallState:
+    """What a store's deadline callback needs to know about the calls running on it: its
+    deadline (``time.monotonic()`` value, or ``inf``), whether to yield (a promising call being
+    driven from the event loop), and whether the deadline has stopped a call."""
+
+    __slots__ = ("deadline", "slicing", "timed_out")
+
+    def __init__(self) -> None:
+        self.deadline = math.inf
+        self.slicing = False
+        self.timed_out = False
 
 
 class Interrupts:
-    """One store's epoch deadline callback.
+    """One store's epoch deadline callback, and the per-call arming of the store's limits.
 
     The hard part is where a signal handler runs. A ctypes callback enters Python through a new
     frame, and CPython runs pending signal handlers as a frame *starts*, before any ``try`` in it:
@@ -94,18 +156,51 @@ class Interrupts:
     by ``rearm`` before the next call, from the failed call's error path).
     """
 
+    __slots__ = ("_current", "_store", "depth", "fuel", "state", "timeout")
+
     def __init__(self, store: wasmtime.Store) -> None:
         self._store = store
+        self.state = CallState()
+        self.timeout: float | None = None  # Limits.timeout
+        self.fuel: int | None = None  # Limits.fuel (the store's engine consumes fuel)
+        self.depth = 0  # calls running on this store (nested ones from host functions too)
         self._current = _Arming.get()
         ffi.wasmtime_context_set_epoch_deadline(store._context(), 1)
-        self._current.register(store)
+        self._current.register(store, self.state)
+
+    def begin(self, ctx: Any, fresh: bool = True) -> None:
+        """A wasm call (or instantiation) on this store starts: the ticker must run, and a call
+        from Python (``fresh``, not nested in another call on the store) gets its limits anew:
+        a full ``fuel`` budget and a ``timeout`` deadline from now. Pair with ``end``."""
+        if fresh and not self.depth:  # first: nothing to undo when this raises
+            if self.fuel is not None:
+                _check(ffi.wasmtime_context_set_fuel(ctx, self.fuel))
+            if self.timeout is not None:
+                self.state.deadline = time.monotonic() + self.timeout
+                self.state.timed_out = False
+        self.depth += 1
+        _ACTIVE.append(self.state)
+        if self.state.slicing:
+            _TICKER.slicing_seen = True
+        if not _TICKER.running:
+            _TICKER.wake()
+
+    def end(self) -> None:
+        self.depth -= 1
+        _ACTIVE.remove(self.state)
 
     def rearm(self) -> None:
-        """After a call stopped by a signal: a fresh callback with a fresh error."""
+        """After a call stopped by a signal or its deadline: a fresh callback with a fresh
+        error."""
         if self._current.used:
             previous, self._current = self._current, _Arming.get()
-            self._current.register(self._store)  # drops (finalizes) the previous one
+            self._current.register(self._store, self.state)  # drops (finalizes) the previous
             del previous
+
+
+def _check(err: Any) -> None:
+    if err:
+        raise wasmtime.WasmtimeError._from_ptr(err)
 
 
 class _Arming:
@@ -115,6 +210,7 @@ class _Arming:
 
     def __init__(self) -> None:
         self.used = False
+        self.state = CallState()
         error = ffi.wasmtime_error_new(b"interrupted by a signal")
         self._error: int = ctypes.cast(error, ctypes.c_void_p).value or 0
         keys = self._keys()
@@ -130,7 +226,8 @@ class _Arming:
         except IndexError:
             return _Arming()
 
-    def register(self, store: wasmtime.Store) -> None:
+    def register(self, store: wasmtime.Store, state: CallState) -> None:
+        self.state = state
         _REGISTERED[self._error] = self
         ffi.wasmtime_store_epoch_deadline_callback(
             store.ptr(), self._callback, self._error, _UNREGISTERED
@@ -141,6 +238,7 @@ class _Arming:
         # key 3 for data (the error) means "stop". Every resumption may run signal handlers.
         position = key = 0
         stop = False
+        delta = 1
         while True:
             item = None
             try:
@@ -153,16 +251,43 @@ class _Arming:
             if position == 0:
                 key = 2
             elif position == 2:
+                state = self.state
+                remaining = state.deadline - time.monotonic()
+                if not stop and remaining <= 0:
+                    state.timed_out = True  # the call's error path raises the timeout trap
+                    stop = True
+                delta = _next_delta(state, remaining)
                 key = 3 if stop and not self.used else 0
                 if key:  # the error is handed to wasmtime, which frees it
                     self.used = True
             else:
                 key = 0
                 if position == 3 and item:
-                    item[0] = 1  # the next deadline: one tick on
+                    item[0] = delta  # the next deadline, in ticks from now
+                elif position == 4 and item and self.state.slicing:
+                    item[0] = _YIELD  # a promising call: back to the event loop (JSPI)
             position = (position + 1) % 5
             if position == 0:
                 stop = False
+
+
+_YIELD: Final = 1  # WASMTIME_UPDATE_DEADLINE_YIELD
+
+IDLE_DELTA: Final = 5
+"""Ticks between two callbacks of a store that neither slices nor nears a deadline: Ctrl-C
+then stops a call within ~50 ms. Every callback enters Python (the GIL, which the ticker
+thread has just taken too: on a loaded machine a thread that waits for it loses its CPU), so
+fewer is cheaper: one per tick cost a tight loop ~25% on a loaded 2-core machine."""
+
+
+def _next_delta(state: CallState, remaining: float) -> int:
+    """Ticks until this store's next callback: every tick while slicing (JSPI), about when
+    the deadline falls while it is near, else ``IDLE_DELTA``."""
+    if state.slicing:
+        return 1
+    if remaining == math.inf:
+        return IDLE_DELTA
+    return max(1, min(IDLE_DELTA, int(remaining / EpochTicker.SLOW_TICK)))
 
 
 # The exact ctypes function types the binding declares (ctypes accepts no look-alike).
