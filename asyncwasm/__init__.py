@@ -12,6 +12,7 @@
 ``__all__`` so that ``from asyncwasm import *`` does not shadow Python's built-ins.
 """
 
+from . import _transfer  # noqa: F401  (registers pickle support for Module)
 from .__version__ import __version__
 from ._api import (
     compile,
@@ -26,6 +27,7 @@ from ._cache import CacheInfo
 from ._engines import EngineFeatures
 from ._exceptions import (
     CompileError,
+    ForkedObjectError,
     LinkError,
     NotSupportedError,
     RangeError,
@@ -58,6 +60,7 @@ __all__ = [
     "CompileError",
     "EngineFeatures",
     "Exports",
+    "ForkedObjectError",
     "FuncType",
     "Function",
     "Global",

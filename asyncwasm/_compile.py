@@ -52,13 +52,15 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
+from . import _fork
 from ._binary import ModuleInfo, check_counts
 from ._cache import CacheInfo, CorruptEntry, DiskCache, MemoryCache
 from ._context import RuntimeBase, StoreCell, StoreContext
 from ._decode import check_size, decode_for_engine
 from ._engines._base import ModuleHandle
 from ._exceptions import CompileError, RuntimeClosedError
-from ._module import Module, ModuleParts, module_from_parts
+from ._filelock import exclusive
+from ._module import Module, ModuleParts, module_from_parts, module_source, with_source
 from ._pool import CompileTimeout, PoolClosedError, ProcessPool, WorkerDied
 
 if TYPE_CHECKING:
@@ -159,6 +161,18 @@ class CompileService:
             return alive.cached_parts(wasm) if alive is not None else None
 
         context.cached_compilation = cached_compilation
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        # Fresh caches (the parent's entries hold its engine modules), flights, locks and
+        # counters; the pool renews itself (``ProcessPool._after_fork_in_child``).
+        self.memory_cache = MemoryCache(self.memory_cache.max_size)
+        self.strategy.clear()
+        self.flights = {}
+        self._limiter = None
+        self._stats = Counter()
+        self._stats_lock = threading.Lock()
+        self._lock = threading.Lock()
 
     # -- counters -----------------------------------------------------------------------------
     def count(self, what: str, delta: int = 1) -> None:
@@ -392,6 +406,7 @@ async def compile_async(
     """
     service = service_for(runtime)
     service.check_open()
+    original, original_digest = wasm, digest  # what the module pickles as (see _transfer)
     capped = service.context.prepare(wasm)
     if capped is not wasm:  # Limits written into the bytes: other bytes, other cache keys
         wasm, digest, info = capped, None, None
@@ -417,7 +432,10 @@ async def compile_async(
             break
         # The leader was cancelled before its compilation started: start over.
     try:
-        return service.strategy.to_module(digest, compiled)
+        module = service.strategy.to_module(digest, compiled)
+        if original is wasm:
+            return with_source(module, module_source(wasm, digest))
+        return with_source(module, module_source(original, original_digest))
     except CompileError:
         # A wasmer artifact that passed its checksum but does not load (a forged or foreign
         # entry): forget it in both caches and compile afresh, once.
@@ -606,6 +624,16 @@ def _work(service: CompileService, flight: _Flight, wasm: bytes, info: ModuleInf
 
 
 def _produce(
+    service: CompileService, flight: _Flight, wasm: bytes, known_info: ModuleInfo | None
+) -> Compiled:
+    if service.disk is None:
+        return _produce_locked(service, flight, wasm, known_info)
+    # Processes sharing the cache_dir compile a module once between them (see _filelock).
+    with exclusive(service.disk.path_for(flight.digest).with_suffix(".lock")):
+        return _produce_locked(service, flight, wasm, known_info)
+
+
+def _produce_locked(
     service: CompileService, flight: _Flight, wasm: bytes, known_info: ModuleInfo | None
 ) -> Compiled:
     disk = service.disk

@@ -24,6 +24,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import replace
 from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 
+from . import _fork
 from ._binary import ModuleInfo
 from ._caps import cap_module
 from ._engines import Engine, EngineFeatures, get_engine
@@ -108,6 +109,15 @@ class StoreContext:
         self._tags: weakref.WeakValueDictionary[Hashable, StoreObject[Any]] = (
             weakref.WeakValueDictionary()
         )
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's store and the objects in it are refused by the engine from now on; the
+        # next object made here starts a store of the child's own.
+        self._lock = threading.Lock()
+        self._store_ref = None
+        self._functions = weakref.WeakValueDictionary()
+        self._tags = weakref.WeakValueDictionary()
 
     @property
     def features(self) -> EngineFeatures:
@@ -274,6 +284,14 @@ class RuntimeBase:
 
 _default_lock = threading.Lock()
 _default: StoreContext | None = None
+
+
+def _renew_default_lock() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()
+
+
+_fork.at_fork_in_child(_renew_default_lock)
 
 
 def context_for(runtime: RuntimeBase | None) -> StoreContext:

@@ -10,7 +10,8 @@ Our exception hierarchy::
     │   ├── SuspendError ........ JSPI: a Suspending import reached outside a promising call
     │   └── NotSupportedError ... the selected engine cannot do this (also a NotImplementedError)
     ├── RuntimeError (Python's)
-    │   └── RuntimeClosedError .. the asyncwasm.Runtime was closed (compiling needs an open one)
+    │   ├── RuntimeClosedError .. the asyncwasm.Runtime was closed (compiling needs an open one)
+    │   └── ForkedObjectError ... an object made before os.fork() used in the forked child
     ├── ValueError (Python's)
     │   └── RangeError .......... JS RangeError: grow past the maximum, bad sizes or indices
     └── TypeError (Python's) .... JS TypeError, raised as Python's own
@@ -29,6 +30,7 @@ from typing import Any, Final, Literal, get_args
 
 __all__ = [
     "CompileError",
+    "ForkedObjectError",
     "LinkError",
     "NotSupportedError",
     "RangeError",
@@ -131,6 +133,14 @@ class NotSupportedError(WebAssemblyError, NotImplementedError):
 class RuntimeClosedError(builtins.RuntimeError):
     """The ``asyncwasm.Runtime`` was closed: it compiles no more (objects already made keep
     working). Python's ``RuntimeError``, as for other closed resources; never a trap."""
+
+
+class ForkedObjectError(builtins.RuntimeError):
+    """An engine object made before this process was forked (``os.fork()``, multiprocessing's
+    ``fork`` start method) was used in the child: an instance, function, memory, table, global,
+    tag or module made in the parent belongs to the parent's engine state, which the child must
+    not touch. Make new ones in the child; a ``Module`` travels by pickling it (or compile the
+    bytes again). Python's ``RuntimeError``, like ``RuntimeClosedError``."""
 
 
 class RangeError(ValueError):

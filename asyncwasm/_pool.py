@@ -31,6 +31,7 @@ import threading
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Final
 
+from . import _fork
 from ._exceptions import CompileError, PythonRuntimeError
 
 if TYPE_CHECKING:
@@ -196,6 +197,21 @@ class ProcessPool:
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
         self._closed = False
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The workers are the parent's children: forget them without signalling, waiting on or
+        # writing to them (that would break the parent's compiles); only our copies of their
+        # pipes are closed. The next ``run`` starts workers of the child's own.
+        self._lock = threading.Lock()
+        inherited = [*self._idle, *self._busy]
+        self._idle, self._busy = [], set()
+        for worker in inherited:
+            worker.proc.returncode = 0  # never waited on, nor reported, by this process
+            for f in (worker.proc.stdin, worker.proc.stdout):
+                if f is not None:
+                    with contextlib.suppress(OSError):
+                        f.close()
 
     @property
     def closed(self) -> bool:

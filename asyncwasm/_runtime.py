@@ -20,6 +20,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
+from . import _fork
 from ._cache import CacheInfo
 from ._compile import CompileService, bind_service, compile_async
 from ._context import (
@@ -294,6 +295,14 @@ def _engine_for(name: str | None, limits: Limits | None) -> Engine:
 
 _default_lock = threading.Lock()
 _default_runtime: Runtime | None = None
+
+
+def _renew_default_lock() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()
+
+
+_fork.at_fork_in_child(_renew_default_lock)
 
 
 def get_default_runtime() -> Runtime:

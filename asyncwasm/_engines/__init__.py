@@ -7,6 +7,7 @@ import os
 import threading
 from typing import Final
 
+from .. import _fork
 from .._exceptions import NotSupportedError
 from ._base import Engine, EngineFeatures, UncaughtWasmException
 
@@ -30,6 +31,14 @@ _FUEL_ENGINES: Final = {"wasmtime": True}
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
 _import_errors: dict[str, str] = {}
+
+
+def _renew_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+_fork.at_fork_in_child(_renew_lock)
 
 
 def _try_load(name: str, fuel: bool = False) -> Engine | None:

@@ -67,9 +67,11 @@ import wasmer
 import wasmer_compiler_cranelift
 from greenlet import getcurrent
 
+from .. import _fork
 from .._caps import cap_module
 from .._exceptions import (
     CompileError,
+    ForkedObjectError,
     LinkError,
     NotSupportedError,
     RangeError,
@@ -264,7 +266,45 @@ _G_OTHER: Final = _Guard("other")
 # -- handles --------------------------------------------------------------------------------
 
 
-_get_ident: Final = threading.get_ident
+_get_ident = threading.get_ident
+"""The thread key of handles (``_Affine._thread``). In a forked child of generation ``g`` it is
+the thread id xor ``g << 64``: every handle made in the parent then fails the thread check that
+every method already makes, and that check's slow path raises ``ForkedObjectError``. The parent
+keeps the plain builtin (no cost)."""
+
+
+def _salt_thread_ids() -> None:
+    global _get_ident
+    salt = _fork.generation() << 64
+    get_ident = threading.get_ident
+
+    def salted() -> int:
+        return get_ident() ^ salt
+
+    _get_ident = salted
+    for namespace in _GENERATED:  # the prepared callers read it from their globals
+        namespace["get_ident"] = salted
+
+
+_GENERATED: list[dict[str, Any]] = []
+"""The globals of the generated callers (see ``_caller_factory``)."""
+
+
+def _wrong_thread(thread: int) -> Exception:
+    """The error for a handle of ``thread`` used from another thread (or another process)."""
+    if thread >> 64 != _fork.generation():
+        return _forked_object("object")
+    return NotSupportedError(ENGINE_NAME, _THREAD_CAPABILITY)
+
+
+_fork.at_fork_in_child(_salt_thread_ids)
+
+
+def _forked_object(what: str) -> ForkedObjectError:
+    return ForkedObjectError(
+        f"this {what} was made before the process forked: it belongs to the parent process's "
+        "wasmer state; make a new one in the child (a Module can be pickled or compiled again)"
+    )
 
 
 class _Affine:
@@ -282,16 +322,17 @@ class _Affine:
 
     def check_thread(self) -> None:
         if _get_ident() != self._thread:
-            raise NotSupportedError(ENGINE_NAME, _THREAD_CAPABILITY)
+            raise _wrong_thread(self._thread)
 
 
 class WasmerStore(StoreHandle):
     """A ``wasmer.Store`` (Universal engine, Cranelift). Stores may cross threads."""
 
-    __slots__ = ("__weakref__", "inner")
+    __slots__ = ("__weakref__", "generation", "inner")
 
     def __init__(self) -> None:
         self.inner = _new_wasmer_store()
+        self.generation = _fork.generation()
 
 
 class WasmerModule(_Affine, ModuleHandle):
@@ -901,7 +942,7 @@ def _caller_factory(arity: int, several: bool) -> Callable[..., Callable[..., En
             "def factory(inner, thread):",
             f"    def caller({names}):",
             "        if get_ident() != thread:",
-            "            raise NotSupportedError(ENGINE_NAME, THREAD_CAPABILITY)",
+            "            raise wrong_thread(thread)",
             "        try:",
             f"            out = inner({names})",
             "        except BaseException as exc:",
@@ -913,18 +954,19 @@ def _caller_factory(arity: int, several: bool) -> Callable[..., Callable[..., En
     )
     namespace: dict[str, Any] = {
         "get_ident": _get_ident,
-        "NotSupportedError": NotSupportedError,
-        "ENGINE_NAME": ENGINE_NAME,
-        "THREAD_CAPABILITY": _THREAD_CAPABILITY,
+        "wrong_thread": _wrong_thread,
         "check": _G_CALL.check,
     }
     exec(compile(source, f"<asyncwasm wasmer call/{arity}>", "exec"), namespace)
+    _GENERATED.append(namespace)
     return _CALLERS.setdefault((arity, several), namespace["factory"])
 
 
 def _store(store: Any) -> WasmerStore:
     if not isinstance(store, WasmerStore):
         raise builtins.TypeError(f"expected a wasmer store handle, got {type(store).__name__}")
+    if store.generation != _fork.generation():
+        raise _forked_object("object")
     return store
 
 

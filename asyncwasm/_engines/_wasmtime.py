@@ -34,6 +34,7 @@ import wasmtime
 from wasmtime import _ffi as ffi  # private bindings of the C API
 
 from .. import _exceptions as exc
+from .. import _fork
 from .._limits import Limits
 from .._types import (
     JS_VALUE_TYPES,
@@ -147,6 +148,10 @@ def _wasmer_may_load() -> bool:
 _SIGNALS_BASED_TRAPS: Final = not _wasmer_may_load()
 
 
+_FORKED: Final = object()
+"""``_Store.aio`` of the parent's stores in a forked child (see ``_after_fork_in_child``)."""
+
+
 def _config_items(fuel: bool) -> dict[str, bool]:
     return {**_CONFIG, "consume_fuel": fuel}
 
@@ -155,6 +160,11 @@ def _make_config(fuel: bool = False) -> wasmtime.Config:
     config = wasmtime.Config()
     for key, value in _config_items(fuel).items():
         setattr(config, key, value)
+    if _fork.forked():
+        # The parallel-compilation thread pool does not survive fork: a forked child's engine
+        # with it hangs in its first compile (measured), even a new engine's. Artifacts don't
+        # depend on it (a parallel-compiled one loads into a serial engine: measured).
+        config.parallel_compilation = False
     ffi.wasmtime_config_signals_based_traps_set(config.ptr(), _SIGNALS_BASED_TRAPS)
     # JSPI: host functions run on an async call's fiber; give Python a main thread's worth of
     # stack there (see _wasmtime_async: a fiber stack overflow aborts the process).
@@ -279,6 +289,7 @@ class _Store(StoreHandle):
         # JSPI (_wasmtime_async): never deleted while a call future of it is alive; ``aio`` is
         # its async state once it became an async store.
         self.engine = engine
+        self.generation = _fork.generation()  # made in the parent: refused in a forked child
         self.store = _async.GuardedStore(engine)
         self.aio: Any = None
         self.interrupts = ticker.arm(self.store)
@@ -320,6 +331,19 @@ class _Store(StoreHandle):
 
     def __repr__(self) -> str:
         return f"<asyncwasm wasmtime store at {id(self):#x}>"
+
+
+_LIVE_STORES: weakref.WeakSet[_Store] = weakref.WeakSet()
+_INHERITED_STORES: list[_Store] = []
+"""In a forked child, the parent's stores: never deleted there (deleting a store with a
+suspended call aborts the process; its lock may be held by a thread that is gone)."""
+
+
+def _forked_object(what: str) -> exc.ForkedObjectError:
+    return exc.ForkedObjectError(
+        f"this {what} was made before the process forked: it belongs to the parent process's "
+        "wasmtime state; make a new one in the child (a Module can be pickled or compiled again)"
+    )
 
 
 class _Handle:
@@ -438,16 +462,27 @@ class _Instance(InstanceHandle):
 class _Module(ModuleHandle):
     """A compiled module: engine-wide, shared by every store."""
 
-    __slots__ = ("module",)
+    __slots__ = ("generation", "module")
 
     def __init__(self, module: wasmtime.Module) -> None:
         self.module = module
+        self.generation = _fork.generation()
 
 
 def _store_of(store: object) -> _Store:
     if not isinstance(store, _Store):
         raise TypeError(f"expected a wasmtime store handle, got {type(store).__name__}")
+    if store.generation != _fork.generation():
+        raise _forked_object("object")
     return store
+
+
+def _module_of(module: object) -> _Module:
+    if not isinstance(module, _Module):
+        raise TypeError("expected a wasmtime module handle")
+    if module.generation != _fork.generation():
+        raise _forked_object("module")
+    return module
 
 
 def _same_store(store: _Store, handle: object, what: str) -> None:
@@ -1044,6 +1079,7 @@ class WasmtimeEngine(Engine):
     def __init__(self, fuel: bool = False) -> None:
         self._fuel = fuel
         self._engine = wasmtime.Engine(_make_config(fuel))
+        _fork.track(self)
         # The process-wide engine lives until exit. Left to wasmtime-py, its __del__ runs during
         # interpreter teardown, after the FFI module's globals are gone, and prints a traceback;
         # taking the pointer at exit leaves it to the OS instead.
@@ -1064,15 +1100,29 @@ class WasmtimeEngine(Engine):
             timeouts=True,
         )
 
+    def _after_fork_in_child(self) -> None:
+        # A new engine (serial compilation, see _make_config); the parent's stores and modules
+        # are refused from now on (their generation), and its stores are never deleted here.
+        self._engine = wasmtime.Engine(_make_config(self._fuel))
+        atexit.register(self._engine._consume)
+        # Ctrl-C: the parent's ticker advances the parent's engine (and its thread is gone).
+        self._ticker = interrupts.EpochTicker(self._engine, _record_pending)
+        _INHERITED_STORES.extend(_LIVE_STORES)
+        for store in _INHERITED_STORES:
+            atexit.register(store.store._consume)
+            # The prepared callers (_caller_factory) check only ``aio`` on their fast path: a
+            # non-None value sends them to ``call``, which refuses the parent's store.
+            store.aio = _FORKED
+
     @property
     def version(self) -> str:
         return _package_version()
 
     def cache_key(self) -> str:
-        config = sorted(
-            {**_config_items(self._fuel), "signals_based_traps": _SIGNALS_BASED_TRAPS}.items()
-        )
-        digest = hashlib.sha256(repr(config).encode()).hexdigest()[:16]
+        # Not parallel_compilation: it changes how, not what, wasmtime compiles.
+        items = {**_config_items(self._fuel), "signals_based_traps": _SIGNALS_BASED_TRAPS}
+        del items["parallel_compilation"]
+        digest = hashlib.sha256(repr(sorted(items.items())).encode()).hexdigest()[:16]
         return f"{_NAME}-{self.version}-{digest}"
 
     # -- modules --------------------------------------------------------------------------------
@@ -1092,8 +1142,7 @@ class WasmtimeEngine(Engine):
             _compile_threads.lower_new(before)
 
     def serialize(self, module: ModuleHandle) -> bytes:
-        if not isinstance(module, _Module):
-            raise TypeError("expected a wasmtime module handle")
+        module = _module_of(module)
         with map_exceptions(_COMPILE_ERRORS):
             return bytes(module.module.serialize())
 
@@ -1115,7 +1164,9 @@ class WasmtimeEngine(Engine):
 
     # -- stores and instances -------------------------------------------------------------------
     def new_store(self, limits: Limits | None = None) -> _Store:
-        return _Store(self._engine, self._ticker, limits, self._fuel)
+        store = _Store(self._engine, self._ticker, limits, self._fuel)
+        _LIVE_STORES.add(store)
+        return store
 
     def note_declared_types(self, store: StoreHandle, types: Sequence[object]) -> None:
         s = _store_of(store)
@@ -1130,8 +1181,7 @@ class WasmtimeEngine(Engine):
         self, store: StoreHandle, module: ModuleHandle, imports: Sequence[object]
     ) -> _Instance:
         s = _store_of(store)
-        if not isinstance(module, _Module):
-            raise TypeError("expected a wasmtime module handle")
+        module = _module_of(module)
         for handle in imports:
             _same_store(s, handle, "import")
         if s.aio is not None:  # JSPI: an async store takes futures only
