@@ -8,10 +8,6 @@ asserted through the child's ``ru_maxrss`` with generous margins (the unbounded 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,6 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 from _bigmodule import _name, _section, many_functions
+from _child import run_json
 from _leb128 import uleb128
 
 import asyncwasm
@@ -45,20 +42,7 @@ def anyio_backend() -> str:
 
 def run_child(engine: str, code: str, timeout: float = 120.0) -> dict[str, object]:
     """Run ``code`` in a fresh interpreter on ``engine``; it prints one JSON object last."""
-    env = {**os.environ, "ASYNCWASM_ENGINE": engine}
-    tests = str(Path(__file__).parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, env.get("PYTHONPATH", "")]))
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
-    assert proc.returncode == 0, f"child failed ({proc.returncode}): {proc.stderr[-3000:]}"
-    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return run_json(code, engine=engine, timeout=timeout)
 
 
 # --- 1. The JS API's implementation limits, enforced where each count is read -----------------

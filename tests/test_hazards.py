@@ -10,15 +10,14 @@
 from __future__ import annotations
 
 import gc
-import os
 import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _child import run_python
 from _wat import wat
 
 import asyncwasm
@@ -128,15 +127,7 @@ CHILD = textwrap.dedent(
 
 
 def _run_child(code: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    return run_python(code, timeout=120)
 
 
 @pytest.mark.parametrize("name", list(PROBES))

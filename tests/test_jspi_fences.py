@@ -4,13 +4,12 @@ so that a regression kills the child and fails one test instead of the whole run
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from _child import run_python
 from _wat import wat
 
 import asyncwasm
@@ -200,15 +199,7 @@ asyncio.run(main())
 
 
 def _run_child(code: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=False,
-    )
+    return run_python(code, timeout=300)
 
 
 @pytest.mark.parametrize("name", list(CASES))

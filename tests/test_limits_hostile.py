@@ -11,16 +11,12 @@ instances afterwards, and that the peak stays under the cap plus 100 MB. Time is
 from __future__ import annotations
 
 import gc
-import json
-import os
-import subprocess
-import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from _child import run_json
 from _wat import wat
 
 import asyncwasm
@@ -64,21 +60,8 @@ print(json.dumps(out))
 
 def run_child(engine: str, *parts: str, timeout: float = 300.0) -> dict[str, object]:
     """Run the code ``parts`` in a fresh interpreter on ``engine``; they fill the dict ``out``."""
-    env = {**os.environ, "ASYNCWASM_ENGINE": engine}
-    tests = str(Path(__file__).parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, env.get("PYTHONPATH", "")]))
     code = PROLOGUE + "".join(textwrap.dedent(part) for part in parts) + EPILOGUE
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
-    assert proc.returncode == 0, f"child failed ({proc.returncode}): {proc.stderr[-3000:]}"
-    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return run_json(code, engine=engine, timeout=timeout)
 
 
 def under_cap(result: dict[str, object], cap: int = MEMORY_CAP) -> None:
