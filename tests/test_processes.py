@@ -7,7 +7,9 @@ a hang fails the test instead of hanging the suite.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -258,6 +260,33 @@ def test_functions_called_in_the_parent_are_refused_in_the_child(
 
     assert _in_fork(child) == "refused"
     assert add(5, 6) == 11  # the parent's own use is untouched
+
+
+def test_engines_survive_a_forked_child_clearing_atexit(
+    runtime: asyncwasm.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CPython 3.13's multiprocessing clears atexit in a forked child. The parent's wasmtime
+    # engine was kept alive only by an atexit callback, so the child freed it while its epoch
+    # ticker still advanced it: a segfault in the child (seen in a process pool test).
+    if runtime.engine != "wasmtime":
+        pytest.skip("wasmtime's process-wide engines")
+    ffi = pytest.importorskip("wasmtime._ffi")
+    deleted: list[object] = []
+    monkeypatch.setattr(ffi, "wasm_engine_delete", deleted.append)  # record, never free
+    assert asyncwasm.Instance(asyncwasm.Module(TINY_ADD)).exports.add(1, 2) == 3
+    gc.collect()  # no store of the parent keeps its engine alive in the child
+
+    def child() -> object:
+        atexit._clear()  # what multiprocessing's fork does on 3.13, on every Python here
+        gc.collect()
+        instance = asyncwasm.Instance(asyncwasm.Module(TINY_ADD))
+        deadline = time.monotonic() + 0.1  # the child's ticker ticks over every engine
+        while time.monotonic() < deadline:
+            instance.exports.add(1, 1)
+        gc.collect()
+        return len(deleted)
+
+    assert _in_fork(child) == 0
 
 
 def test_parent_objects_raise_forked_object_error_in_the_child(

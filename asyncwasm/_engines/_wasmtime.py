@@ -15,7 +15,6 @@ Why raw FFI rather than wasmtime-py's object layer:
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import ctypes
 import hashlib
@@ -334,9 +333,6 @@ class _Store(StoreHandle):
 
 
 _LIVE_STORES: weakref.WeakSet[_Store] = weakref.WeakSet()
-_INHERITED_STORES: list[_Store] = []
-"""In a forked child, the parent's stores: never deleted there (deleting a store with a
-suspended call aborts the process; its lock may be held by a thread that is gone)."""
 
 
 def _forked_object(what: str) -> exc.ForkedObjectError:
@@ -1070,6 +1066,21 @@ _compile_threads: Final = _CompileThreads()
 # -- the engine -----------------------------------------------------------------------------------
 
 
+class _ProcessEngine(wasmtime.Engine):
+    """A process-wide wasmtime engine: never deleted.
+
+    The epoch ticker holds its pointer for the life of the process (forked children included),
+    and its modules and stores may outlive any Python reference to it. A keep-alive registered
+    with ``atexit`` is not enough: multiprocessing's fork start method clears ``atexit`` in the
+    child (CPython 3.13), which freed the parent's engine there while the child's ticker still
+    advanced it (a segfault). Left to the OS at exit; this also keeps wasmtime-py's ``__del__``
+    from running during interpreter teardown, after its FFI globals are gone.
+    """
+
+    def _delete(self, ptr: Any) -> None:
+        pass
+
+
 class WasmtimeEngine(Engine):
     name: ClassVar[str] = _NAME
     module_needs_store: ClassVar[bool] = False
@@ -1078,12 +1089,8 @@ class WasmtimeEngine(Engine):
 
     def __init__(self, fuel: bool = False) -> None:
         self._fuel = fuel
-        self._engine = wasmtime.Engine(_make_config(fuel))
+        self._engine: wasmtime.Engine = _ProcessEngine(_make_config(fuel))
         _fork.track(self)
-        # The process-wide engine lives until exit. Left to wasmtime-py, its __del__ runs during
-        # interpreter teardown, after the FFI module's globals are gone, and prints a traceback;
-        # taking the pointer at exit leaves it to the OS instead.
-        atexit.register(self._engine._consume)
         self._ticker = interrupts.EpochTicker(self._engine, _record_pending)
         self.features = EngineFeatures(
             host_tables=True,
@@ -1103,13 +1110,13 @@ class WasmtimeEngine(Engine):
     def _after_fork_in_child(self) -> None:
         # A new engine (serial compilation, see _make_config); the parent's stores and modules
         # are refused from now on (their generation), and its stores are never deleted here.
-        self._engine = wasmtime.Engine(_make_config(self._fuel))
-        atexit.register(self._engine._consume)
+        self._engine = _ProcessEngine(_make_config(self._fuel))
         # Ctrl-C: the parent's ticker advances the parent's engine (and its thread is gone).
         self._ticker = interrupts.EpochTicker(self._engine, _record_pending)
-        _INHERITED_STORES.extend(_LIVE_STORES)
-        for store in _INHERITED_STORES:
-            atexit.register(store.store._consume)
+        for store in _LIVE_STORES:
+            # Never deleted here: deleting a store with a suspended call aborts the process,
+            # and its lock may be held by a thread that is gone.
+            store.store.immortal = True
             # The prepared callers (_caller_factory) check only ``aio`` on their fast path: a
             # non-None value sends them to ``call``, which refuses the parent's store.
             store.aio = _FORKED

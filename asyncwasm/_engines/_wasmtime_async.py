@@ -109,8 +109,12 @@ class GuardedStore(wasmtime.Store):
         super().__init__(engine)
         self.live_futures = 0
         self.orphan: Any = None
+        # Set in a forked child on the parent's stores: never deleted there.
+        self.immortal = False
 
     def _delete(self, ptr: Any) -> None:
+        if self.immortal:
+            return
         if self.live_futures:
             self.orphan = ptr  # deleted with the last future (see _Call.delete)
             return

@@ -67,7 +67,7 @@ class EpochTicker:
     def __init__(
         self, engine: wasmtime.Engine, record_pending: Callable[[BaseException], None]
     ) -> None:
-        # The engine is never freed (see WasmtimeEngine), so its pointer stays valid.
+        # The engine is never freed (see _wasmtime._ProcessEngine), so its pointer stays valid.
         _ENGINES.append(engine.ptr())
         _Arming.record_pending = staticmethod(record_pending)
 
