@@ -52,7 +52,7 @@ from ._tag import Exception as Exception
 from ._tag import Tag
 from ._types import FuncType, GlobalType, MemoryType, TableType, TagType
 from ._types import Limits as TypeLimits
-from ._wasi import WASI
+from ._wasi import WASI, ReadOnlyDir
 
 __all__ = [
     "WASI",
@@ -76,6 +76,7 @@ __all__ = [
     "ModuleImportDescriptor",
     "NotSupportedError",
     "RangeError",
+    "ReadOnlyDir",
     "Runtime",
     "RuntimeClosedError",
     "SuspendError",

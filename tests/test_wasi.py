@@ -15,12 +15,12 @@ import pytest
 from _wat import wat
 
 import asyncwasm
-from asyncwasm import WASI, Instance, Module
+from asyncwasm import WASI, Instance, Module, ReadOnlyDir
 
 sys.path.insert(0, str(Path(__file__).parent / "wasi"))
 import build
 
-ENOENT, ENOTCAPABLE = 44, 76  # WASI errno values (wasi-libc's errno uses them too)
+ENOENT, EROFS, ENOTCAPABLE = 44, 69, 76  # WASI errno values (wasi-libc's errno uses them too)
 
 
 @pytest.fixture(scope="session")
@@ -191,6 +191,82 @@ def test_nothing_leaves_the_sandbox(run: Run, sandbox: Path, path: str) -> None:
     assert b"SECRET" not in out
     assert code == 1
     assert _errno(out) == ENOTCAPABLE
+
+
+def _tree(root: Path) -> dict[str, tuple[bool, bytes, int]]:
+    """Every path under ``root``: (is a directory, contents, mtime)."""
+    return {
+        str(p.relative_to(root)): (
+            p.is_dir(),
+            b"" if p.is_dir() else p.read_bytes(),
+            p.lstat().st_mtime_ns,
+        )
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_a_read_only_preopen_can_be_read(run: Run, sandbox: Path) -> None:
+    pre = {"/ro": ReadOnlyDir(sandbox)}
+    assert run("cat", "/ro/hello.txt", "/ro/sub/b.txt", preopens=pre) == (
+        0,
+        b"hello from the host\nb",
+        b"",
+    )
+    assert run("ls", "/ro", preopens=pre)[1] == b"hello.txt\nsub\n"
+    assert run("stat", "/ro/hello.txt", preopens=pre)[1] == b"size=20 dir=0\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("write", "/ro/new.txt", "x"),
+        ("write", "/ro/hello.txt", "overwritten"),
+        ("write", "/ro/sub/new.txt", "x"),
+        ("writeat", "/ro/sub", "new.txt"),
+        ("mkdir", "/ro/made"),
+        ("rm", "/ro/hello.txt"),
+        ("rmdir", "/ro/sub"),
+        ("symlink", "hello.txt", "/ro/alias"),
+        ("mv", "/ro/hello.txt", "/ro/renamed.txt"),
+        ("mv", "/ro/hello.txt", "/rw/taken.txt"),
+        ("mv", "/rw/mine.txt", "/ro/mine.txt"),
+        ("link", "/ro/hello.txt", "/rw/writable-alias.txt"),
+        ("link", "/rw/mine.txt", "/ro/mine.txt"),
+        ("touch", "/ro/hello.txt"),
+        ("futimes", "/ro/hello.txt"),
+        ("truncate", "/ro/hello.txt"),
+    ],
+    ids=lambda args: "-".join(args[:2]),
+)
+def test_a_read_only_preopen_cannot_be_changed(
+    run: Run, sandbox: Path, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    rw = tmp_path / "rw"
+    rw.mkdir()
+    (rw / "mine.txt").write_bytes(b"mine")
+    before, before_rw = _tree(sandbox), _tree(rw)
+    code, out, _ = run(*args, preopens={"/ro": ReadOnlyDir(sandbox), "/rw": str(rw)})
+    assert (code, _errno(out)) == (1, EROFS), out
+    assert _tree(sandbox) == before
+    assert _tree(rw) == before_rw
+
+
+def test_read_only_is_per_preopen(run: Run, sandbox: Path, tmp_path: Path) -> None:
+    rw = tmp_path / "rw"
+    rw.mkdir()
+    pre = {"/ro": ReadOnlyDir(sandbox), "/rw": str(rw)}
+    assert run("write", "/rw/new.txt", "written", preopens=pre)[1] == b"wrote 7\n"
+    assert run("link", "/rw/new.txt", "/rw/again.txt", preopens=pre)[1] == b"ok\n"
+    assert (rw / "again.txt").read_bytes() == b"written"
+
+
+def test_read_only_dir_value() -> None:
+    ro = ReadOnlyDir(Path("/data"))
+    assert os.fspath(ro) == "/data"
+    assert ro == ReadOnlyDir("/data")
+    assert repr(ro) == "ReadOnlyDir('/data')"
+    with pytest.raises(TypeError):
+        ReadOnlyDir(b"/data")  # type: ignore[arg-type]
 
 
 def test_absolute_path_outside_every_preopen(run: Run, sandbox: Path) -> None:

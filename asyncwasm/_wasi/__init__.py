@@ -5,6 +5,6 @@ that nothing escapes), ``_fdtable`` (descriptors), ``_streams`` (stdio and the b
 interface), ``_syscalls`` (the functions), ``_wasi`` (the public class).
 """
 
-from ._wasi import WASI
+from ._wasi import WASI, ReadOnlyDir
 
-__all__ = ["WASI"]
+__all__ = ["WASI", "ReadOnlyDir"]

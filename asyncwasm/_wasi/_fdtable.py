@@ -39,8 +39,10 @@ class Entry:
     """One open descriptor.
 
     ``host_fd`` is ``None`` for a standard stream, whose number (0-2) is ``stream``.
-    ``preopen`` is the guest path of a preopened directory. ``listing`` caches a directory's
-    entries between ``fd_readdir`` calls (rebuilt when a read starts at cookie 0).
+    ``preopen`` is the guest path of a preopened directory. ``read_only``: nothing may be
+    changed through this descriptor or any opened beneath it (a read-only preopen's tree).
+    ``listing`` caches a directory's entries between ``fd_readdir`` calls (rebuilt when a read
+    starts at cookie 0).
     """
 
     filetype: Filetype
@@ -50,6 +52,7 @@ class Entry:
     rights_base: int = RIGHTS_ALL
     rights_inheriting: int = RIGHTS_ALL
     preopen: str | None = None
+    read_only: bool = False
     listing: list[tuple[str, int, Filetype]] | None = field(default=None, repr=False)
 
     @property
@@ -81,11 +84,14 @@ class FdTable:
             raise WasiError(Errno.BADF)
         return entry.host_fd
 
-    def directory(self, fd: int) -> int:
-        """The host descriptor of the directory ``fd`` (``ENOTDIR`` for another kind)."""
+    def directory(self, fd: int, *, change: bool = False) -> int:
+        """The host descriptor of the directory ``fd`` (``ENOTDIR`` for another kind); with
+        ``change``, for a path operation that changes the tree (``EROFS`` if read-only)."""
         entry = self.get(fd)
         if not entry.is_dir or entry.host_fd is None:
             raise WasiError(Errno.NOTDIR)
+        if change and entry.read_only:
+            raise WasiError(Errno.ROFS)
         return entry.host_fd
 
     def add(self, entry: Entry) -> int:

@@ -318,7 +318,7 @@ class Syscalls:
         return 0
 
     def fd_allocate(self, fd: int, offset: int, length: int) -> int:
-        host = self._file_fd(fd, rights=Rights.FD_ALLOCATE)
+        host = self._file_fd(fd, rights=Rights.FD_ALLOCATE, change=True)
         with _oserrors():
             size = os.fstat(host).st_size
             if offset + length > size:
@@ -393,11 +393,13 @@ class Syscalls:
 
     def fd_filestat_set_size(self, fd: int, size: int) -> int:
         with _oserrors():
-            os.ftruncate(self._file_fd(fd, rights=Rights.FD_FILESTAT_SET_SIZE), size)
+            os.ftruncate(self._file_fd(fd, rights=Rights.FD_FILESTAT_SET_SIZE, change=True), size)
         return 0
 
     def fd_filestat_set_times(self, fd: int, atim: int, mtim: int, flags: int) -> int:
         host = self._fds.host_fd(fd)
+        if self._fds.get(fd).read_only:
+            return Errno.ROFS
         with _oserrors():
             os.utime(host, ns=_times(os.fstat(host), atim, mtim, flags))
         return 0
@@ -548,23 +550,31 @@ class Syscalls:
             raise WasiError(Errno.NOTCAPABLE)
         return entry
 
-    def _file_fd(self, fd: int, *, seekable: bool = False, rights: int = 0) -> int:
+    def _file_fd(
+        self, fd: int, *, seekable: bool = False, rights: int = 0, change: bool = False
+    ) -> int:
+        """The host descriptor of the file ``fd``, which has ``rights``; ``change``: the call
+        changes the file (``EROFS`` under a read-only preopen)."""
         entry = self._entry(fd, rights)
         if entry.host_fd is None:
             raise WasiError(Errno.SPIPE if seekable else Errno.BADF)
         if entry.is_dir:
             raise WasiError(Errno.ISDIR if not seekable else Errno.BADF)
+        if change and entry.read_only:
+            raise WasiError(Errno.ROFS)
         return entry.host_fd
 
     # -- paths ------------------------------------------------------------------------------
     def _resolve(
-        self, fd: int, ptr: int, size: int, *, follow: bool
+        self, fd: int, ptr: int, size: int, *, follow: bool, change: bool = False
     ) -> contextlib.AbstractContextManager[Resolved]:
-        root = self._fds.directory(fd)
+        """Resolve a path under the directory ``fd``; ``change``: the operation changes the tree
+        there (refused with ``EROFS`` under a read-only preopen)."""
+        root = self._fds.directory(fd, change=change)
         return resolve(root, self._string(ptr, size), follow=follow)
 
     def path_create_directory(self, fd: int, ptr: int, size: int) -> int:
-        with self._resolve(fd, ptr, size, follow=False) as r, _oserrors():
+        with self._resolve(fd, ptr, size, follow=False, change=True) as r, _oserrors():
             if r.name == ".":
                 return Errno.EXIST
             os.mkdir(r.name, dir_fd=r.dir_fd)
@@ -581,7 +591,7 @@ class Syscalls:
     def path_filestat_set_times(
         self, fd: int, flags: int, ptr: int, size: int, atim: int, mtim: int, fst: int
     ) -> int:
-        with self._resolve(fd, ptr, size, follow=bool(flags & 1)) as r, _oserrors():
+        with self._resolve(fd, ptr, size, follow=bool(flags & 1), change=True) as r, _oserrors():
             st = os.stat(r.name, dir_fd=r.dir_fd, follow_symlinks=False)
             times = _times(st, atim, mtim, fst)
             os.utime(r.name, ns=times, dir_fd=r.dir_fd, follow_symlinks=False)
@@ -598,8 +608,11 @@ class Syscalls:
         new_size: int,
     ) -> int:
         with (
-            self._resolve(old_fd, old_ptr, old_size, follow=bool(old_flags & 1)) as old,
-            self._resolve(new_fd, new_ptr, new_size, follow=False) as new,
+            # Both sides: a link made elsewhere to a read-only file would let it be written.
+            self._resolve(
+                old_fd, old_ptr, old_size, follow=bool(old_flags & 1), change=True
+            ) as old,
+            self._resolve(new_fd, new_ptr, new_size, follow=False, change=True) as new,
             _oserrors(),
         ):
             # A trailing slash goes to the host as it is: Linux's answers are the WASI ones.
@@ -630,10 +643,11 @@ class Syscalls:
         if oflags & OFlags.TRUNC:
             needed |= Rights.PATH_FILESTAT_SET_SIZE
         parent = self._entry(fd, needed)
-        with self._resolve(fd, ptr, size, follow=bool(lookup & 1)) as r, _oserrors():
+        write = bool(base & _WRITE_RIGHTS) or bool(oflags & OFlags.TRUNC)
+        change = write or bool(oflags & OFlags.CREAT)
+        with self._resolve(fd, ptr, size, follow=bool(lookup & 1), change=change) as r, _oserrors():
             flags = _OPEN_BASE
             want_dir = bool(oflags & OFlags.DIRECTORY) or r.must_be_dir
-            write = bool(base & _WRITE_RIGHTS) or bool(oflags & OFlags.TRUNC)
             read = bool(base & (Rights.FD_READ | Rights.FD_READDIR))
             if want_dir:
                 if base & Rights.FD_WRITE:
@@ -683,6 +697,7 @@ class Syscalls:
             fdflags=fdflags,
             rights_base=rights,
             rights_inheriting=inheriting & parent.rights_inheriting,
+            read_only=parent.read_only,
         )
         self._pack("<I", out, self._fds.add(new))
         return 0
@@ -696,7 +711,7 @@ class Syscalls:
         return 0
 
     def path_remove_directory(self, fd: int, ptr: int, size: int) -> int:
-        with self._resolve(fd, ptr, size, follow=False) as r, _oserrors():
+        with self._resolve(fd, ptr, size, follow=False, change=True) as r, _oserrors():
             if r.name == ".":
                 return Errno.INVAL
             os.rmdir(r.name, dir_fd=r.dir_fd)
@@ -706,8 +721,8 @@ class Syscalls:
         self, fd: int, old_ptr: int, old_size: int, new_fd: int, new_ptr: int, new_size: int
     ) -> int:
         with (
-            self._resolve(fd, old_ptr, old_size, follow=False) as old,
-            self._resolve(new_fd, new_ptr, new_size, follow=False) as new,
+            self._resolve(fd, old_ptr, old_size, follow=False, change=True) as old,
+            self._resolve(new_fd, new_ptr, new_size, follow=False, change=True) as new,
             _oserrors(),
         ):
             if old.must_be_dir or new.must_be_dir:
@@ -723,7 +738,7 @@ class Syscalls:
         target = self._string(old_ptr, old_size)
         if target.startswith("/"):
             return Errno.NOTCAPABLE
-        with self._resolve(fd, new_ptr, new_size, follow=False) as r, _oserrors():
+        with self._resolve(fd, new_ptr, new_size, follow=False, change=True) as r, _oserrors():
             if r.must_be_dir:
                 # "link/": POSIX refuses a trailing slash on a symlink's own name.
                 os.lstat(r.name, dir_fd=r.dir_fd)
@@ -732,7 +747,7 @@ class Syscalls:
         return 0
 
     def path_unlink_file(self, fd: int, ptr: int, size: int) -> int:
-        with self._resolve(fd, ptr, size, follow=False) as r, _oserrors():
+        with self._resolve(fd, ptr, size, follow=False, change=True) as r, _oserrors():
             if r.must_be_dir:
                 st = os.stat(r.name, dir_fd=r.dir_fd, follow_symlinks=False)
                 return Errno.ISDIR if stat.S_ISDIR(st.st_mode) else Errno.NOTDIR

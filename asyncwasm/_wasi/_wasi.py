@@ -24,10 +24,38 @@ from ._syscalls import (
     unsigned_args,
 )
 
-__all__ = ["WASI"]
+__all__ = ["WASI", "ReadOnlyDir"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 _STDIO_RIGHTS = FILE_RIGHTS & ~(Rights.FD_SEEK | Rights.FD_TELL)  # streams: no seeking
+
+
+class ReadOnlyDir(os.PathLike[str]):
+    """A host directory to preopen read-only: ``preopens={"/data": ReadOnlyDir("data")}``.
+
+    The program can list and read everything under it. Writing, creating, truncating,
+    removing, renaming, linking, symlinking or changing timestamps there fails with ``EROFS``
+    (as on a read-only mount), also through any descriptor opened beneath it.
+    """
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path: str = os.fspath(path)
+        if not isinstance(self.path, str):
+            raise TypeError(f"ReadOnlyDir needs a str path, not {type(self.path).__name__}")
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"ReadOnlyDir({self.path!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ReadOnlyDir) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash((ReadOnlyDir, self.path))
 
 
 class WASI:
@@ -35,7 +63,7 @@ class WASI:
 
     ``args`` are the program's arguments (``argv[0]`` included, as Node's ``args``); ``env`` its
     environment; ``preopens`` maps guest paths to host directories, which the program can reach
-    and nothing outside them. ``stdin`` is bytes, a binary file, or (for :meth:`start_async`)
+    and nothing outside them (wrap one in :class:`ReadOnlyDir` to let it read but not change). ``stdin`` is bytes, a binary file, or (for :meth:`start_async`)
     an async iterable of bytes; ``stdout``/``stderr`` a binary file, a callable taking bytes, or
     ``None`` for the interpreter's own streams. With ``return_on_exit=False``, ``proc_exit``
     raises ``SystemExit(code)`` instead of returning the code from :meth:`start`.
@@ -78,7 +106,13 @@ class WASI:
         for guest, host in dict(preopens or {}).items():
             fd = os.open(os.fspath(host), _DIR_FLAGS)
             self._fds.add(
-                Entry(Filetype.DIRECTORY, host_fd=fd, rights_base=DIR_RIGHTS, preopen=str(guest))
+                Entry(
+                    Filetype.DIRECTORY,
+                    host_fd=fd,
+                    rights_base=DIR_RIGHTS,
+                    preopen=str(guest),
+                    read_only=isinstance(host, ReadOnlyDir),
+                )
             )
         self._memory: Memory | None = None
         self._started = False

@@ -71,6 +71,34 @@ int main(int argc, char **argv) {
     } else if (!strcmp(cmd, "symlink") && argc == 4) {  /* symlink TARGET LINK */
         if (symlink(argv[2], argv[3])) return fail(argv[3]);
         printf("ok\n");
+    } else if (!strcmp(cmd, "rmdir") && argc == 3) {
+        if (rmdir(argv[2])) return fail(argv[2]);
+        printf("ok\n");
+    } else if (!strcmp(cmd, "mv") && argc == 4) {
+        if (rename(argv[2], argv[3])) return fail(argv[3]);
+        printf("ok\n");
+    } else if (!strcmp(cmd, "link") && argc == 4) {  /* link EXISTING NEW */
+        if (link(argv[2], argv[3])) return fail(argv[3]);
+        printf("ok\n");
+    } else if (!strcmp(cmd, "touch") && argc == 3) {  /* timestamps to the epoch, by path */
+        struct timespec times[2] = {{0, 0}, {0, 0}};
+        if (utimensat(AT_FDCWD, argv[2], times, 0)) return fail(argv[2]);
+        printf("ok\n");
+    } else if (!strcmp(cmd, "futimes") && argc == 3) {  /* the same through a descriptor */
+        struct timespec times[2] = {{0, 0}, {0, 0}};
+        int fd = open(argv[2], O_RDONLY);
+        if (fd < 0) return fail("open");
+        if (futimens(fd, times)) return fail(argv[2]);
+        printf("ok\n");
+    } else if (!strcmp(cmd, "truncate") && argc == 3) {
+        if (truncate(argv[2], 0)) return fail(argv[2]);
+        printf("ok\n");
+    } else if (!strcmp(cmd, "writeat") && argc == 4) {  /* writeat DIR NAME: openat below DIR */
+        int dir = open(argv[2], O_RDONLY | O_DIRECTORY);
+        if (dir < 0) return fail("open");
+        int fd = openat(dir, argv[3], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) return fail(argv[3]);
+        printf("ok\n");
     } else if (!strcmp(cmd, "stat") && argc == 3) {
         struct stat st;
         if (stat(argv[2], &st)) return fail(argv[2]);
