@@ -3,52 +3,24 @@ answering them while a large module compiles."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _bigmodule import many_functions
+from _example_service import example_service
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("aiohttp")
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def service(engine: str, tmp_path: Path) -> Iterator[str]:
     large = tmp_path / "large.wasm"
     large.write_bytes(many_functions(10000))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "examples" / "plugin_service.py"),
-            *("--port", "0", "--large", str(large)),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "ASYNCWASM_ENGINE": engine, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("listening on "), proc.stderr.read() if proc.stderr else line
-        yield line.split()[-1]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            pytest.fail("the service did not stop on SIGINT")
-        assert proc.returncode == 0, err
+    with example_service("plugin_service.py", engine, "--large", str(large)) as url:
+        yield url
 
 
 def test_plugin_answers_while_a_large_module_compiles(service: str, engine: str) -> None:

@@ -3,20 +3,15 @@ lookup, finish in about one lookup latency, not 200."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from _example_service import example_service
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("aiohttp")
 
-REPO = Path(__file__).resolve().parent.parent
 LATENCY = 1.0
 REQUESTS = 200
 
@@ -24,31 +19,8 @@ REQUESTS = 200
 @pytest.fixture
 def service(engine: str) -> Iterator[str]:
     # The wasmer run borrows the wasm-tools CLI of the other environment (see the Makefile).
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "examples" / "async_plugins.py"),
-            *("--port", "0", "--latency", str(LATENCY)),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "ASYNCWASM_ENGINE": engine, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("listening on "), proc.stderr.read() if proc.stderr else line
-        yield line.split()[-1]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            pytest.fail("the service did not stop on SIGINT")
-        assert proc.returncode == 0, err
+    with example_service("async_plugins.py", engine, "--latency", str(LATENCY)) as url:
+        yield url
 
 
 @pytest.mark.anyio
