@@ -8,7 +8,8 @@ byte has arrived, the runtime's compile path starts at once with the bytes, thei
 the cache: nothing is hashed twice) and the decoder's :class:`ModuleInfo` (nothing decoded
 twice).
 
-Everything runs in the calling task: nothing is left reading in the background. Whenever
+Everything runs in the calling task: nothing is left reading in the background (a large
+stream's hashing moves to a helper thread, see :class:`_Hasher`, which ends with it). Whenever
 consumption stops early (malformed bytes, ``max_bytes``, cancellation, an error from the source
 or from ``on_progress``), the source is closed before the error propagates.
 """
@@ -19,6 +20,8 @@ import contextlib
 import ctypes
 import hashlib
 import inspect
+import queue
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -75,6 +78,77 @@ try:
     _PyBytes_AsString.argtypes = (ctypes.py_object,)
 except (AttributeError, OSError):  # not CPython
     _PyBytes_FromStringAndSize = None
+
+
+class _Hasher:
+    """The stream's sha256, computed beside the event loop once the stream is large.
+
+    hashlib releases the GIL while it hashes more than 2 KiB, so a helper thread hashes on the
+    second core while the loop copies and decodes the next chunk: ingest time is about the
+    larger of the two, not their sum (sha256 and the copy run at about the same speed). Only
+    ``bytes`` chunks are handed over (immutable: the producer cannot change them meanwhile);
+    others, and everything while the stream is small (a thread costs more than it saves), are
+    hashed in the calling thread. A backlog over ``MAX_BACKLOG`` makes the loop yield until the
+    thread catches up, so held chunks stay bounded.
+    """
+
+    THREAD_FROM: Final = 8 << 20
+    MAX_BACKLOG: Final = 8 << 20
+
+    __slots__ = ("_consumed", "_done", "_hashed", "_queue", "_queued", "_sha", "_thread")
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self._hashed = 0  # bytes hashed in the calling thread
+        self._queue: queue.SimpleQueue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
+        # Bytes queued (written by the calling thread only) and hashed by the thread (written by
+        # it only): each counter has one writer, so their difference is a safe backlog.
+        self._queued = 0
+        self._consumed = 0
+        self._done = threading.Event()
+
+    async def update(self, chunk: object, view: memoryview) -> None:
+        if self._queue is None:
+            if self._hashed < self.THREAD_FROM or not isinstance(chunk, bytes):
+                self._sha.update(view)
+                self._hashed += view.nbytes
+                return
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._run, name="asyncwasm-sha256", daemon=True)
+            self._thread.start()
+        elif not isinstance(chunk, bytes):
+            chunk = bytes(view)  # the producer may reuse its buffer before the thread gets to it
+        self._queued += len(chunk)
+        self._queue.put(chunk)
+        # Polled: the condition is set by another thread, and an anyio.Event can only be set
+        # from its loop (a thread hop per chunk would cost more than this rare wait).
+        while self._queued - self._consumed > self.MAX_BACKLOG:  # noqa: ASYNC110
+            await anyio.sleep(0.001)
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        try:
+            while (chunk := self._queue.get()) is not None:
+                self._sha.update(chunk)
+                self._consumed += len(chunk)
+        finally:
+            self._done.set()
+
+    async def digest(self) -> bytes:
+        """The sha256 of everything updated (waits for the thread without blocking the loop)."""
+        if self._queue is not None:
+            self._queue.put(None)
+            while not self._done.is_set():  # noqa: ASYNC110  (set by the thread: see update)
+                await anyio.sleep(0.0005)
+            self._queue = None
+        return self._sha.digest()
+
+    def stop(self) -> None:
+        """Let the thread end without waiting for it (the stream stopped early)."""
+        if self._queue is not None:
+            self._queue.put(None)
+            self._queue = None
 
 
 class _Assembler:
@@ -162,6 +236,7 @@ async def _ingest(
     module's description. Closes the source on any early stop."""
     total = stream.total
     complete = False  # the source ended, at the announced size if there was one
+    hasher = _Hasher()
     try:
         if max_bytes is not None and total is not None and total > max_bytes:
             raise CompileError(
@@ -178,7 +253,6 @@ async def _ingest(
         store = _Assembler(total)
         # The decoder reads the assembler's buffer (one bytearray, grown in place): no copy.
         decoder = StreamingDecoder(store.buffer)
-        hasher = hashlib.sha256()
         chunks = stream.chunks
         while True:
             try:
@@ -210,7 +284,7 @@ async def _ingest(
                     f"(at least {received + size} bytes received)"
                 )
             store.add(view)  # copied now: the producer may reuse its buffer
-            hasher.update(view)
+            await hasher.update(chunk, view)
             if size <= DECODE_SLICE:
                 decoder.advance(size)
             else:
@@ -228,7 +302,9 @@ async def _ingest(
             )
         complete = True
         info = decoder.finish()
+        digest = await hasher.digest()
     except BaseException:
+        hasher.stop()
         # Stopped early (or the bytes are bad): close the source, or release it if its body was
         # read whole. The error that stopped us is what the caller needs; a failure to close on
         # top of it is dropped.
@@ -236,7 +312,7 @@ async def _ingest(
             await (stream.release() if complete else stream.aclose())
         raise
     await stream.release()
-    return store, hasher.digest(), info
+    return store, digest, info
 
 
 async def compile_streaming(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import array
 import hashlib
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -37,7 +38,7 @@ from malformed_modules import (
 )
 
 import asyncwasm
-from asyncwasm import CompileError, LinkError, Module
+from asyncwasm import CompileError, LinkError, Module, _streaming
 from asyncwasm._binary import decode_module
 from asyncwasm._context import context_for
 from asyncwasm._module import parts_of
@@ -688,6 +689,56 @@ async def _ingest_outcome(parts: list[bytes]) -> tuple[bytes, bytes, object] | C
     except CompileError as exc:
         return exc
     return store.take(), digest, info
+
+
+@pytest.fixture
+def hash_in_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hashing moves to the helper thread after the first 16 KiB, with a backlog of at most
+    8 KiB (the defaults wait for 8 MiB streams)."""
+    monkeypatch.setattr(_streaming._Hasher, "THREAD_FROM", 16384)
+    monkeypatch.setattr(_streaming._Hasher, "MAX_BACKLOG", 8192)
+
+
+def _hashers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "asyncwasm-sha256"]
+
+
+@pytest.mark.usefixtures("hash_in_thread")
+@pytest.mark.parametrize("kind", ["bytes", "bytearray", "reused", "mixed"])
+async def test_large_streams_hash_beside_the_loop(kind: str) -> None:
+    parts = chunked(BIG, 1000)
+    reused = bytearray(1000)
+
+    async def chunks() -> AsyncIterator[object]:
+        for i, part in enumerate(parts):
+            if kind == "bytes" or (kind == "mixed" and i % 2):
+                yield part
+            elif kind in ("reused", "mixed"):  # one buffer, refilled for every chunk
+                reused[: len(part)] = part
+                yield memoryview(reused)[: len(part)]
+            else:
+                yield bytearray(part)
+
+    seen: list[int] = []
+    stream = await open_stream(chunks())
+    store, digest, info = await _ingest(
+        stream, None, lambda received, _: seen.append(len(_hashers()))
+    )
+    assert (store.take(), digest, info) == (BIG, hashlib.sha256(BIG).digest(), decode_module(BIG))
+    # Only bytes chunks (immutable) start the thread; once it runs, others are copied for it.
+    assert max(seen) == (1 if kind in ("bytes", "mixed") else 0)
+    assert not _hashers()  # it ended with the stream
+
+
+@pytest.mark.usefixtures("hash_in_thread")
+async def test_a_stream_stopped_early_ends_its_hashing_thread() -> None:
+    bad = BIG[: len(BIG) // 2] + b"\xff" * 1000  # the data section is cut: malformed
+    stream = await open_stream(agen(chunked(bad, 1000)))
+    with pytest.raises(CompileError):
+        await _ingest(stream, None, None)
+    with anyio.fail_after(10):
+        while _hashers():  # noqa: ASYNC110  (a thread ending: nothing to wait on)
+            await anyio.sleep(0.01)
 
 
 # A synchronous (hypothesis) test that runs the ingest with anyio.run itself: one backend.
