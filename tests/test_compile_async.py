@@ -392,3 +392,44 @@ async def test_namespace_functions_work_on_the_backend(
     assert runtime.cache_info().compiles == 2
     assert runtime.cache_info().entries == 1
     runtime.close()
+
+
+_FIRST_COMPILE_PRIORITIES = """
+import json, os, threading
+import wasmtime
+from _bigmodule import many_functions
+import asyncwasm
+from asyncwasm._engines import _wasmtime as engine_module
+
+real_module = wasmtime.Module
+seen = []
+
+def pool_priorities():
+    python = {t.native_id for t in threading.enumerate()}
+    tasks = {int(t) for t in os.listdir("/proc/self/task")} - python
+    return sorted(os.getpriority(os.PRIO_PROCESS, t) for t in tasks)
+
+def recording_module(engine, wasm):
+    if len(wasm) > 1000:  # the real module, not the pool's warm-up
+        seen.append(pool_priorities())
+    return real_module(engine, wasm)
+
+engine_module.wasmtime.Module = recording_module
+asyncwasm.Module(many_functions(200))
+print(json.dumps({"priorities": seen}))
+"""
+
+
+def test_the_first_compile_already_runs_below_the_loop(engine: str) -> None:
+    # wasmtime's compile pool is made by the first parallel compile; its threads used to get
+    # their lower priority only after that compile (a service's first, often biggest, one).
+    if engine != "wasmtime":
+        pytest.skip("wasmtime's compile pool")
+    from _child import run_json
+
+    priorities = run_json(_FIRST_COMPILE_PRIORITIES, engine=engine, timeout=60)["priorities"]
+    assert isinstance(priorities, list)
+    assert len(priorities) == 1
+    (at_first_compile,) = priorities
+    assert at_first_compile, "no compile pool threads before the first compile"
+    assert min(at_first_compile) >= 10

@@ -1025,10 +1025,28 @@ class _CompileThreads:
 
     NICE: Final = 10
 
+    # (module (func) (func)): enough functions for wasmtime to compile them in parallel.
+    _TWO_FUNCTIONS: Final = bytes.fromhex(
+        "0061736d0100000001040160000003030200000a070202000b02000b"
+    )
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._done = False
+        self._primed = False
         self._supported = hasattr(os, "setpriority") and os.path.isdir("/proc/self/task")
+
+    def prime(self, engine: wasmtime.Engine) -> None:
+        """Before the process's first compile: make the pool with a module too small to
+        matter and lower its threads' priority, so that the first real compile (often the big
+        one a service starts with) already runs below the loop thread."""
+        if self._primed or self._done or not self._supported:
+            return
+        self._primed = True
+        before = self._tasks()
+        with contextlib.suppress(wasmtime.WasmtimeError):
+            wasmtime.Module(engine, self._TWO_FUNCTIONS)
+        self.lower_new(before)
 
     def snapshot(self) -> frozenset[int] | None:
         """The process's threads before a compile, while the pool is not found yet."""
@@ -1141,6 +1159,7 @@ class WasmtimeEngine(Engine):
         return None
 
     def compile(self, store: StoreHandle | None, wasm: bytes) -> _Module:
+        _compile_threads.prime(self._engine)
         before = _compile_threads.snapshot()
         try:
             with map_exceptions(_COMPILE_ERRORS):
