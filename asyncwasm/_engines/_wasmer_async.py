@@ -91,7 +91,7 @@ def suspending_host(
             out = start(*args)
         finally:
             g.blocked -= 1
-        if inspect.isawaitable(out):
+        if out.__class__ is not tuple and out.__class__ is not list and inspect.isawaitable(out):
             # Suspend: the driver awaits it on the loop and switches back with its value.
             result: Sequence[EngineValue] = g.parent.switch(_Suspend(out))
             return result
