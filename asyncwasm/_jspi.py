@@ -219,7 +219,7 @@ class _Finishing:
 
     def __await__(self) -> Generator[Any, Any, Sequence[object]]:
         # Delegates to ``fn``'s awaitable directly (no coroutine of our own in between).
-        awaitable = self._awaitable
+        awaitable: Any = self._awaitable
         if isinstance(awaitable, GeneratorType):  # a @types.coroutine generator
             result = yield from awaitable
         else:

@@ -163,13 +163,24 @@ class _Codec:
 _CODECS: dict[FuncType, _Codec | None] = {}
 
 
+_CODECS_BY_ID: dict[int, tuple[FuncType, _Codec | None]] = {}
+
+
 def _codec(type: FuncType) -> _Codec | None:
-    """The ``_Codec`` of ``type``, or None when a value type of it has none (cached)."""
-    try:
-        return _CODECS[type]
-    except KeyError:
+    """The ``_Codec`` of ``type``, or None when a value type of it has none (cached, first by
+    the object's identity: hashing a ``FuncType`` costs more than the rest of the lookup)."""
+    entry = _CODECS_BY_ID.get(id(type))
+    if entry is not None and entry[0] is type:
+        return entry[1]
+    if type in _CODECS:
+        codec = _CODECS[type]
+    else:
         codec = _Codec(type) if all(t in _FIELDS for t in type.params + type.results) else None
-        return _CODECS.setdefault(type, codec)
+        codec = _CODECS.setdefault(type, codec)
+    if len(_CODECS_BY_ID) > 4096:  # types of modules long gone: start again
+        _CODECS_BY_ID.clear()
+    _CODECS_BY_ID[id(type)] = (type, codec)  # holds ``type``: its id is not reused meanwhile
+    return codec
 
 
 def _interleave(kinds: tuple[int, ...], values: Sequence[Any]) -> Sequence[Any]:
@@ -508,7 +519,7 @@ def _results(s: _Store, vals: Any, type: FuncType) -> tuple[EngineValue, ...]:
     first, n = len(type.params), len(type.results)
     codec = _codec(type)
     if codec is not None:
-        return codec.results_in.unpack_from(vals, first * _VAL_SIZE)  # type: ignore[no-any-return]
+        return codec.results_in.unpack_from(vals, first * _VAL_SIZE)
     if n == 1:
         raw = vals[first]
         if raw.kind <= wt._K_F64:  # a number: nothing rooted
@@ -734,7 +745,11 @@ def _suspend_error() -> exc.SuspendError:
 
 
 def _write_results(pending: _Pending, values: Sequence[EngineValue]) -> None:
-    t = pending.type
+    _write(pending.store, pending.type, pending.results_ptr, values)
+
+
+def _write(s: _Store, t: FuncType, results_ptr: int, values: Sequence[EngineValue]) -> None:
+    """Write a host call's results (engine values of ``t.results``) at ``results_ptr``."""
     n = len(t.results)
     if values.__class__ is not tuple and values.__class__ is not list:
         values = tuple(values)
@@ -746,15 +761,14 @@ def _write_results(pending: _Pending, values: Sequence[EngineValue]) -> None:
     if codec is not None:
         try:
             codec.results_out.pack_into(
-                _memory(pending.results_ptr, n * _VAL_SIZE),
+                _memory(results_ptr, n * _VAL_SIZE),
                 0,
                 *_interleave(codec.result_kinds, values),
             )
             return
         except (struct.error, TypeError):
             pass  # not canonical engine values: the checks below say what is wrong
-    s = pending.store
-    out = _vals(n).from_address(pending.results_ptr)
+    out = _vals(n).from_address(results_ptr)
     for i, value in enumerate(values):
         wt._to_raw(s, s.ctx, t.results[i], value, out[i])
 
@@ -822,7 +836,7 @@ def _args(
     if not nparams:
         return ()
     if codec is not None:
-        return codec.params_in.unpack_from(_memory(params, nparams * _VAL_SIZE))  # type: ignore[no-any-return]
+        return codec.params_in.unpack_from(_memory(params, nparams * _VAL_SIZE))
     raw = _vals(nparams).from_address(params)
     if all(raw[i].kind <= wt._K_F64 for i in range(nparams)):
         return [wt._from_raw(store, None, raw[i]) for i in range(nparams)]
@@ -872,11 +886,11 @@ def _async_callback_py(
             # A blocking import outside a promising call: a plain host function.
             out = start(*_args(store, codec, caller, params, nparams))
             if not _not_awaitable(out):
-                close_awaitable(out)  # type: ignore[arg-type]
+                close_awaitable(out)
                 raise TypeError(
                     "a blocking Suspending import returned an awaitable outside promising"
                 )
-            _write_results(_Pending(store, None, ftype, results, trap_ret), out)  # type: ignore[arg-type]
+            _write(store, ftype, results, out)  # type: ignore[arg-type]
             return
         args = _args(store, codec, caller, params, nparams)
         frames = state.frames
@@ -886,7 +900,7 @@ def _async_callback_py(
         finally:
             frames.pop()
         if _not_awaitable(out):
-            _write_results(_Pending(store, None, ftype, results, trap_ret), out)  # type: ignore[arg-type]
+            _write(store, ftype, results, out)  # type: ignore[arg-type]
             return
         pending = _Pending(store, out, ftype, results, trap_ret)  # type: ignore[arg-type]
         pending.call = call
