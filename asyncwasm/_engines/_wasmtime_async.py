@@ -267,6 +267,7 @@ class _Pending:
         "awaitable",
         "call",
         "error",
+        "key",
         "results",
         "results_ptr",
         "store",
@@ -290,6 +291,7 @@ class _Pending:
         self.results: Sequence[EngineValue] | None = None
         self.error: BaseException | None = None
         self.call: _Call | None = None
+        self.key = 0  # in _PENDING (0: not there)
 
 
 class _Call:
@@ -708,8 +710,10 @@ async def call_promising(
                     _delete_at(state, k)  # on cancellation too: safe, the store stays usable
             finally:
                 call.delete()  # no-op unless routing failed
-                if call.pending is not None and call.pending.awaitable is not None:
-                    close_awaitable(call.pending.awaitable)  # cancelled before we awaited it
+                if call.pending is not None:
+                    _forget(call.pending)  # the future is gone: its continuation too
+                    if call.pending.awaitable is not None:
+                        close_awaitable(call.pending.awaitable)  # cancelled before awaited
                 call.pending = None
                 del state.calls[k:]
                 for i in range(rooted):
@@ -806,6 +810,8 @@ def _continuation_py(env: int | None) -> bool:
         return False
     if pending.results is None and pending.error is None:
         return False
+    # Done: the host call returns (no finalizer: the entry goes here, or with the future).
+    _forget(pending)
     try:
         if pending.error is not None:
             raise pending.error
@@ -817,13 +823,15 @@ def _continuation_py(env: int | None) -> bool:
     return True
 
 
+def _forget(pending: _Pending) -> None:
+    """Drop ``pending`` from ``_PENDING``: its host call returned, or its future is deleted."""
+    key, pending.key = pending.key, 0
+    if key:
+        _PENDING.pop(key, None)
+
+
 def _done_continuation_py(env: int | None) -> bool:
     return True
-
-
-def _pending_finalizer_py(env: int | None, _table: dict[int, _Pending] = _PENDING) -> None:
-    # The table is bound at definition: at interpreter exit module globals may be gone.
-    _table.pop(env or 0, None)
 
 
 def _caller_context(caller: int) -> Any:
@@ -857,6 +865,7 @@ def _async_callback_py(
     continuation = _CONTINUATION_T.from_address(cont)
     continuation[0] = _DONE_CONTINUATION
     continuation[1] = None
+    continuation[2] = None  # no finalizer (see _forget)
     store: _Store | None = None
     try:
         entry = _SUSPENDING.get(env or 0)
@@ -904,12 +913,11 @@ def _async_callback_py(
             return
         pending = _Pending(store, out, ftype, results, trap_ret)  # type: ignore[arg-type]
         pending.call = call
-        key = next(_pending_ids)
+        key = pending.key = next(_pending_ids)
         _PENDING[key] = pending
         call.pending = pending
         continuation[0] = _CONTINUATION
         continuation[1] = key
-        continuation[2] = _PENDING_FINALIZER
     except BaseException as error:
         if store is None:
             _trap_with(trap_ret, error)
@@ -936,7 +944,6 @@ _done_continuation: Final[Any] = _immortal(
     ffi.wasmtime_func_async_continuation_callback_t(_done_continuation_py)
 )
 _FINALIZER_T: Final[Any] = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-_pending_finalizer: Final[Any] = _immortal(_FINALIZER_T(_pending_finalizer_py))
 _suspending_finalizer: Final[Any] = _immortal(_FINALIZER_T(_suspending_finalizer_py))
 _async_callback: Final[Any] = _immortal(_ASYNC_CALLBACK_T(_async_callback_py))
 
@@ -947,7 +954,6 @@ def _address(callback: Any) -> int:
 
 _CONTINUATION: Final = _address(_continuation)
 _DONE_CONTINUATION: Final = _address(_done_continuation)
-_PENDING_FINALIZER: Final = _address(_pending_finalizer)
 
 
 def func_new_suspending(s: _Store, type: FuncType, start: SuspendingStart, blocking: bool) -> Any:
