@@ -72,7 +72,7 @@ async def test_edge_values_cross_exactly(module: Module, suspend: bool) -> None:
         assert result == (a, b, c)
         assert math.copysign(1.0, result[2]) == math.copysign(1.0, c)  # -0.0 stays negative
         assert seen[-1] == (a, b, c)
-        assert math.copysign(1.0, seen[-1][2]) == math.copysign(1.0, c)  # type: ignore[arg-type]
+        assert math.copysign(1.0, seen[-1][2]) == math.copysign(1.0, c)
 
 
 async def test_non_canonical_arguments_and_results_are_converted(module: Module) -> None:
