@@ -536,26 +536,28 @@ def _results(s: _Store, vals: Any, type: FuncType) -> tuple[EngineValue, ...]:
     return tuple(values)
 
 
+def _start(call: _Call, s: _Store, func: _Func, type: FuncType, vals: Any) -> None:
+    """Make ``call`` the future of a call of ``func`` (arguments, then room for the results, in
+    ``vals``). The store's lock is held."""
+    nparams = len(type.params)
+    base = ctypes.addressof(vals)
+    traps = ctypes.addressof(call.traps)
+    future = _call_async(
+        s.ctx_address,
+        ctypes.addressof(func.raw),
+        base,
+        nparams,
+        base + nparams * _VAL_SIZE,
+        len(type.results),
+        traps,
+        traps + _PTR_SIZE,
+    )
+    call.results = vals
+    call.start(future, func, vals)
+
+
 def _call_maker(s: _Store, func: _Func, type: FuncType, vals: Any) -> Callable[[_Call], None]:
-    nparams, nresults = len(type.params), len(type.results)
-
-    def make(call: _Call) -> None:
-        base = ctypes.addressof(vals)
-        traps = ctypes.addressof(call.traps)
-        future = _call_async(
-            s.ctx_address,
-            ctypes.addressof(func.raw),
-            base,
-            nparams,
-            base + nparams * _VAL_SIZE,
-            nresults,
-            traps,
-            traps + _PTR_SIZE,
-        )
-        call.results = vals
-        call.start(future, func, vals)
-
-    return make
+    return lambda call: _start(call, s, func, type, vals)
 
 
 def call_sync(
@@ -662,20 +664,20 @@ async def call_promising(
     call = _Call(s, promising=True)
     call.task = me
     call.fresh = not nested
+    calls, frames, tls = state.calls, state.frames, wt._tls
     with s.lock:
         params, rooted = _params(s, type, args)
-        make = _call_maker(s, func, type, params)
         if nested:
             try:
-                _inside(state, len(state.calls) - 1, lambda: make(call))
+                _inside(state, len(calls) - 1, lambda: _start(call, s, func, type, params))
             except BaseException:
                 for i in range(rooted):
                     wt._unroot(params[i])
                 raise
         else:
-            make(call)
-    state.calls.append(call)
-    k = len(state.calls) - 1
+            _start(call, s, func, type, params)
+    calls.append(call)
+    k = len(calls) - 1
     try:
         while True:
             if call.state == _AT_IMPORT and call.pending is not None:
@@ -691,18 +693,18 @@ async def call_promising(
             if call.state == _DONE:
                 break  # finished by a plain call that drove it on
             with s.lock:
-                state.frames.append(True)
-                wt._tls.depth += 1
+                frames.append(True)
+                tls.depth += 1
                 try:
-                    done = _poll_at(state, k)
+                    done = call.poll() if k == 0 else _poll_at(state, k)
                 finally:
-                    state.frames.pop()
-                    wt._tls.depth -= 1
+                    frames.pop()
+                    tls.depth -= 1
             if done:
                 break
         with s.lock:
             _finish(call)
-            return _results(s, call.results, type)
+            return _results(s, params, type)
     finally:
         with s.lock:
             try:
@@ -715,12 +717,12 @@ async def call_promising(
                     if call.pending.awaitable is not None:
                         close_awaitable(call.pending.awaitable)  # cancelled before awaited
                 call.pending = None
-                del state.calls[k:]
+                del calls[k:]
                 for i in range(rooted):
                     wt._unroot(params[i])
-                if wt._tls.depth == 0:
+                if tls.depth == 0 and tls.thrown:
                     wt._clear_thrown()
-        if not state.calls and state.waiters:
+        if not calls and state.waiters:
             state.waiters.popleft().set()
 
 
