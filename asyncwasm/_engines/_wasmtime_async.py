@@ -869,8 +869,12 @@ def _args(
 
 
 def _not_awaitable(out: object) -> bool:
-    # The usual results (a list or tuple of values) skip inspect.isawaitable's ABC check.
-    return out.__class__ is list or out.__class__ is tuple or not inspect.isawaitable(out)
+    # The usual results (a list or tuple of values) and awaitables of a class with __await__
+    # skip inspect.isawaitable's ABC check (which says the same for them).
+    cls = out.__class__
+    if cls is list or cls is tuple:
+        return True
+    return getattr(cls, "__await__", None) is None and not inspect.isawaitable(out)
 
 
 def _async_callback_py(
