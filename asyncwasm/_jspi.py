@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from types import GeneratorType
 from typing import TYPE_CHECKING, Any
 
 from ._context import StoreCell, StoreContext, StoreObject, cell_of, context_of, handle_of
@@ -19,10 +20,15 @@ from ._engines._base import FuncHandle, close_awaitable
 from ._exceptions import SuspendError
 from ._function import Function, refuse_awaitable, results_to_engine
 from ._tag import exception_from_engine
-from ._values import check_boundary_types, from_engine_value, to_engine_value
+from ._values import (
+    CANONICAL_TESTS,
+    check_boundary_types,
+    from_engine_converter,
+    to_engine_value,
+)
 
 if TYPE_CHECKING:
-    from ._types import FuncType
+    from ._types import FuncType, ValType
 
 __all__ = [
     "Promising",
@@ -66,43 +72,84 @@ class Promising:
     awaited. Results are as for a plain call of ``func``.
     """
 
-    __slots__ = ("_func",)
+    __slots__ = ("_func", "_path")
 
     def __init__(self, func: Function) -> None:
         self._func = func
+        self._path: _CallPath | None = None
 
     def __call__(self, *args: object) -> Coroutine[Any, Any, Any]:
-        func = self._func
-        t = func.type
-        if len(args) != len(t.params):
-            raise TypeError(
-                f"this WebAssembly function takes {len(t.params)} argument"
-                f"{'' if len(t.params) == 1 else 's'} ({len(args)} given)"
-            )
-        context = context_of(func)
-        check_boundary_types(t.params, context.features, "this function's signature")
-        check_boundary_types(t.results, context.features, "this function's signature")
-        values = [to_engine_value(a, p, context) for a, p in zip(args, t.params, strict=True)]
-        return _run(func, t, values)
+        path = self._path
+        if path is None or len(args) != path.nparams:
+            path = self._path = _CallPath(self._func, len(args))
+        values = list(args)
+        for i, test, t in path.params:
+            value = values[i]
+            if test is None or not test(value):
+                values[i] = to_engine_value(value, t, path.context)
+        return _run(path, values)
 
     def __repr__(self) -> str:
         return f"<asyncwasm.promising {self._func!r}>"
 
 
-async def _run(func: Function, t: FuncType, values: Sequence[object]) -> Any:
-    context = context_of(func)
-    cell = cell_of(func)
+class _CallPath:
+    """What every promising call of one function needs, worked out (and checked) once, in the
+    order a call checks: the argument count, then the signature's value types."""
+
+    __slots__ = ("cell", "context", "func", "handle", "nparams", "params", "results", "type")
+
+    def __init__(self, func: Function, nargs: int) -> None:
+        t = func.type
+        if nargs != len(t.params):
+            raise TypeError(
+                f"this WebAssembly function takes {len(t.params)} argument"
+                f"{'' if len(t.params) == 1 else 's'} ({nargs} given)"
+            )
+        context = context_of(func)
+        check_boundary_types(t.params, context.features, "this function's signature")
+        check_boundary_types(t.results, context.features, "this function's signature")
+        self.func = func
+        self.type = t
+        self.nparams = len(t.params)
+        self.context = context
+        self.cell = cell_of(func)
+        self.handle = handle_of(func, FuncHandle)
+        # Per parameter: a test true when to_engine_value would return the value unchanged.
+        self.params = tuple((i, _canonical_test(p), p) for i, p in enumerate(t.params))
+        self.results = tuple(from_engine_converter(r, context) for r in t.results)
+
+
+_TESTS: dict[str, Callable[[object], bool]] = {}
+
+
+def _canonical_test(t: ValType) -> Callable[[object], bool] | None:
+    """``CANONICAL_TESTS[t]`` as a function (made once per type), or ``None``."""
+    test = _TESTS.get(t)
+    if test is None:
+        source = CANONICAL_TESTS.get(t)
+        if source is None:
+            return None
+        test = _TESTS[t] = eval(f"lambda v: {source.format(v='v')}")
+    return test
+
+
+async def _run(path: _CallPath, values: Sequence[object]) -> Any:
     try:
-        results = await context.engine.call_promising(
-            cell.handle, handle_of(func, FuncHandle), t, values
+        results = await path.context.engine.call_promising(
+            path.cell.handle, path.handle, path.type, values
         )
     except UncaughtWasmException as exc:
-        raise exception_from_engine(context, cell, exc) from None
-    if not t.results:
+        raise exception_from_engine(path.context, path.cell, exc) from None
+    converters = path.results
+    if len(converters) == 1:
+        convert = converters[0]
+        return results[0] if convert is None else convert(results[0])
+    if not converters:
         return None
-    if len(t.results) == 1:
-        return from_engine_value(results[0], t.results[0], context)
-    return tuple(from_engine_value(v, r, context) for v, r in zip(results, t.results, strict=True))
+    return tuple(
+        v if convert is None else convert(v) for v, convert in zip(results, converters, strict=True)
+    )
 
 
 def promising(func: object) -> Promising:
@@ -141,17 +188,31 @@ def suspending_function_handle(
 ) -> FuncHandle:
     """The engine function for a ``Suspending`` import of type ``t``."""
     fn = suspending._fn
+    converters = tuple(from_engine_converter(p, context) for p in t.params)
 
     def start(*engine_args: object) -> Sequence[object] | Awaitable[Sequence[object]]:
+        if len(engine_args) != len(converters):
+            raise TypeError(f"expected {len(converters)} arguments, got {len(engine_args)}")
         args = [
-            from_engine_value(a, p, context) for a, p in zip(engine_args, t.params, strict=True)
+            a if convert is None else convert(a)
+            for a, convert in zip(engine_args, converters, strict=True)
         ]
         result = fn(*args)
-        if inspect.isawaitable(result):
+        if result.__class__ is not int and inspect.isawaitable(result):
             return _Finishing(result, t, context)
-        return results_to_engine(result, t, context)
+        return _results(result, t, context)
 
     return context.engine.func_new_suspending(cell.handle, t, start, blocking=suspending._blocking)
+
+
+def _results(result: object, t: FuncType, context: StoreContext) -> Sequence[object]:
+    """``results_to_engine``, with a single result that is already an engine value (an int in
+    range, a float: see ``CANONICAL_TESTS``) passed as it is."""
+    if len(t.results) == 1:
+        test = _canonical_test(t.results[0])
+        if test is not None and test(result):
+            return (result,)
+    return results_to_engine(result, t, context)
 
 
 class _Finishing:
@@ -166,17 +227,17 @@ class _Finishing:
         self._type = t
         self._context = context
 
-    def __await__(self) -> Generator[Any, None, Sequence[object]]:
-        return _finish(self._awaitable, self._type, self._context).__await__()
+    def __await__(self) -> Generator[Any, Any, Sequence[object]]:
+        # Delegates to ``fn``'s awaitable directly (no coroutine of our own in between).
+        awaitable: Any = self._awaitable
+        if isinstance(awaitable, GeneratorType):  # a @types.coroutine generator
+            result = yield from awaitable
+        else:
+            result = yield from awaitable.__await__()
+        return _results(result, self._type, self._context)
 
     def close(self) -> None:
         close_awaitable(self._awaitable)
-
-
-async def _finish(
-    awaitable: Awaitable[object], t: FuncType, context: StoreContext
-) -> Sequence[object]:
-    return results_to_engine(await awaitable, t, context)
 
 
 def isolated_store(context: StoreContext, values: Sequence[object]) -> StoreCell | None:

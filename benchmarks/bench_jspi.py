@@ -11,7 +11,11 @@ Figures, per engine:
 * a promising call that never suspends, against a plain call (target <= 3x);
 * an async import that completes without waiting, against a plain import, both through
   ``promising`` (target <= 2x); also a Suspending import returning a plain value;
-* resident memory per suspended call (1,000 calls suspended at once on 1,000 instances).
+* resident memory per suspended call (1,000 calls suspended at once on 1,000 instances);
+* the per-call figures in microseconds, and the floor under them: what the engine's own
+  mechanism costs with the least Python possible (wasmtime: the C API's call futures driven
+  through ctypes with minimal callbacks, no asyncwasm; wasmer: a greenlet switch out and back),
+  and the sleep(0) ratio that floor alone would give.
 
 Per-call figures are the median of several rounds of many calls.
 """
@@ -223,6 +227,29 @@ async def measure(engine: str, quick: bool) -> list[Figure]:
                 f"{t_at_once * 1e6:.1f} us vs {t_plain_import * 1e6:.1f} us",
             )
         )
+        figures.append(Figure("  promising call, import awaiting sleep(0)", t_jspi * 1e6, "us"))
+        figures.append(Figure("  the same await in pure Python", t_py * 1e6, "us"))
+        figures.append(Figure("  promising call that never suspends", t_prom * 1e6, "us"))
+        figures.append(Figure("  promising call, async import done at once", t_at_once * 1e6, "us"))
+        if engine == "wasmtime":
+            floor = _wasmtime_floor(n, rounds)
+            names = ("never suspends", "import answering at once", "import suspending once")
+            for name, value in zip(names, floor, strict=True):
+                figures.append(Figure(f"  C API floor (no asyncwasm): {name}", value * 1e6, "us"))
+            suspend_floor = floor[2]
+        else:
+            suspend_floor = _greenlet_floor(n, rounds)
+            figures.append(
+                Figure("  greenlet floor: switch out and back", suspend_floor * 1e6, "us")
+            )
+        figures.append(
+            Figure(
+                "  sleep(0) ratio of that floor alone",
+                (suspend_floor + t_py) / t_py,
+                "x",
+                note="the suspension mechanism with no bookkeeping, plus the await itself",
+            )
+        )
         value_inst = Instance(module, {"env": {"f": Suspending(ident)}})
         run_value = promising(value_inst.exports.run)
         t_value = await _per_call(lambda: run_value(1), n, rounds)
@@ -263,6 +290,141 @@ async def measure(engine: str, quick: bool) -> list[Figure]:
             )
         )
     return figures
+
+
+def _greenlet_floor(n: int, rounds: int) -> float:
+    """Seconds per switch into a greenlet and back (what a suspension costs wasmer at least)."""
+    from greenlet import greenlet
+
+    def body() -> None:
+        parent = greenlet.getcurrent().parent
+        while True:
+            parent.switch()
+
+    g = greenlet(body)
+    return _per_sync_call(g.switch, n, rounds)
+
+
+def _wasmtime_floor(n: int, rounds: int) -> tuple[float, float, float]:
+    """Seconds per call of the wasmtime C API's async paths through ctypes, with the least
+    Python possible (no asyncwasm): a call that never suspends (create, one poll, delete); one
+    whose async import answers at once; one whose async import suspends once (two polls, the
+    continuation called twice). Imports wasmtime itself: it measures below asyncwasm."""
+    import ctypes
+    import struct
+
+    import wasmtime
+    from wasmtime import _ffi as ffi
+
+    v = ctypes.c_void_p
+    call_async = ctypes.CFUNCTYPE(v, v, v, v, ctypes.c_size_t, v, ctypes.c_size_t, v, v)(
+        ("wasmtime_func_call_async", ffi.dll)
+    )
+    poll = ctypes.CFUNCTYPE(ctypes.c_bool, v)(("wasmtime_call_future_poll", ffi.dll))
+    delete = ctypes.CFUNCTYPE(None, v)(("wasmtime_call_future_delete", ffi.dll))
+    define = ctypes.CFUNCTYPE(v, v, v, ctypes.c_size_t, v, ctypes.c_size_t, v, v, v, v)(
+        ("wasmtime_linker_define_async_func", ffi.dll)
+    )
+    callback_t = ctypes.CFUNCTYPE(None, v, v, v, ctypes.c_size_t, v, ctypes.c_size_t, v, v)
+    continuation_t = ctypes.CFUNCTYPE(ctypes.c_bool, v)
+    write = struct.Struct("=B7xi20x")  # a wasmtime_val_t holding an i32
+    read = struct.Struct("=8xi20x")
+    cont3, val_bytes = v * 3, ctypes.c_char * 32
+
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    ctx = store._context()
+    state = {"suspend": False, "ready": False, "results": 0}
+
+    def done_py(env: int | None) -> bool:
+        return True
+
+    def continuation_py(env: int | None) -> bool:
+        if not state["ready"]:
+            return False
+        write.pack_into(val_bytes.from_address(state["results"]), 0, 0, 7)
+        return True
+
+    done = continuation_t(done_py)
+    continuation = continuation_t(continuation_py)
+
+    def callback_py(
+        env: int | None, caller: int, params: int, nparams: int, results: int, nresults: int,
+        trap: int, cont: int,
+    ) -> None:  # fmt: skip
+        c = cont3.from_address(cont)
+        c[1] = c[2] = None
+        if state["suspend"]:
+            state["results"] = results
+            c[0] = ctypes.cast(continuation, v).value
+        else:
+            c[0] = ctypes.cast(done, v).value
+            value = read.unpack_from(val_bytes.from_address(params))[0]
+            write.pack_into(val_bytes.from_address(results), 0, 0, value)
+
+    callback = callback_t(callback_py)
+    linker = ffi.wasmtime_linker_new(engine.ptr())
+    functype = wasmtime.FuncType([wasmtime.ValType.i32()], [wasmtime.ValType.i32()])
+    if define(linker, b"env", 3, b"f", 1, functype.ptr(), callback, None, None):
+        raise RuntimeError("could not define the async import")
+    module = wasmtime.Module(engine, wat(MODULE))
+    raw = ffi.wasmtime_instance_t()
+    traps = (v * 2)()
+    t_addr = ctypes.addressof(traps)
+    future = ffi.wasmtime_linker_instantiate_async(
+        linker,
+        ctx,
+        module.ptr(),
+        ctypes.byref(raw),
+        ctypes.cast(t_addr, ctypes.POINTER(ctypes.POINTER(ffi.wasm_trap_t))),
+        ctypes.cast(t_addr + 8, ctypes.POINTER(ctypes.POINTER(ffi.wasmtime_error_t))),
+    )
+    while not ffi.wasmtime_call_future_poll(future):
+        pass
+    ffi.wasmtime_call_future_delete(future)
+    ffi.wasmtime_linker_delete(linker)
+    if traps[0] or traps[1]:
+        raise RuntimeError("could not instantiate the module")
+
+    def export(name: bytes) -> int:
+        item = ffi.wasmtime_extern_t()
+        if not ffi.wasmtime_instance_export_get(
+            ctx, ctypes.byref(raw), name, len(name), ctypes.byref(item)
+        ):
+            raise RuntimeError(f"no export {name!r}")
+        keep.append(item)
+        return ctypes.addressof(item.of.func)
+
+    keep: list[object] = []
+    vals = (ffi.wasmtime_val_t * 2)()
+    write.pack_into(vals, 0, 0, 1)
+    a_ctx = ctypes.cast(ctx, v).value
+    a_vals = ctypes.addressof(vals)
+    add1, run = export(b"add1"), export(b"run")
+
+    def once(func: int) -> None:
+        f = call_async(a_ctx, func, a_vals, 1, a_vals + 32, 1, t_addr, t_addr + 8)
+        poll(f)
+        delete(f)
+
+    def suspended() -> None:
+        state["ready"] = False
+        f = call_async(a_ctx, run, a_vals, 1, a_vals + 32, 1, t_addr, t_addr + 8)
+        if poll(f):
+            raise RuntimeError("the import did not suspend")
+        state["ready"] = True
+        if not poll(f):
+            raise RuntimeError("the call did not finish")
+        delete(f)
+
+    never = _per_sync_call(lambda: once(add1), n, rounds)
+    at_once = _per_sync_call(lambda: once(run), n, rounds)
+    state["suspend"] = True
+    suspend = _per_sync_call(suspended, n, rounds)
+    if read.unpack_from(vals, 32)[0] != 7:
+        raise RuntimeError("the suspended import's result did not arrive")
+    del store
+    return never, at_once, suspend
 
 
 if __name__ == "__main__":

@@ -91,13 +91,22 @@ def suspending_host(
             out = start(*args)
         finally:
             g.blocked -= 1
-        if inspect.isawaitable(out):
+        if _awaitable(out):
             # Suspend: the driver awaits it on the loop and switches back with its value.
             result: Sequence[EngineValue] = g.parent.switch(_Suspend(out))
             return result
         return out  # type: ignore[return-value,unused-ignore]
 
     return run
+
+
+def _awaitable(out: object) -> bool:
+    """``inspect.isawaitable``, quicker for the usual results (a list or tuple of values) and
+    for awaitables of a class with ``__await__`` (what the ABC check would find)."""
+    cls = out.__class__
+    if cls is list or cls is tuple:
+        return False
+    return getattr(cls, "__await__", None) is not None or inspect.isawaitable(out)
 
 
 def _blocking_result(out: object) -> Sequence[EngineValue]:
