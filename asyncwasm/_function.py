@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import operator
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -58,15 +57,13 @@ class Function(StoreObject[FuncType | None], kind="function"):
         # function to the cycle collector).
         self._invoke = functools.partial(_first_call, weakref.ref(self))
 
-    # Calling the object runs ``_invoke`` directly: ``__call__`` is a property whose getter is
-    # C code (``attrgetter``), so a call costs no Python frame of its own (issue 10). What it
-    # returns is ``Any``: None, a value, or a tuple of several, depending on the signature.
+    # Calling the object runs ``_invoke`` directly: ``__call__`` is the slot's own descriptor
+    # (set below the class), so a call costs no Python frame of its own and no getter call
+    # (issue 10). What it returns is ``Any``: None, a value, or a tuple of several, depending on
+    # the signature.
     if TYPE_CHECKING:
 
         def __call__(self, *args: object) -> Any: ...
-
-    else:
-        __call__ = property(operator.attrgetter("_invoke"), doc="Call the WebAssembly function.")
 
     @property
     def type(self) -> FuncType:
@@ -120,6 +117,11 @@ class Function(StoreObject[FuncType | None], kind="function"):
         return invoke
 
 
+# ``function(*args)`` looks ``__call__`` up on the class and calls what its ``__get__`` gives:
+# the member descriptor of the ``_invoke`` slot gives the slot's value, read in C.
+setattr(Function, "__call__", Function.__dict__["_invoke"])  # noqa: B010  (mypy: a method)
+
+
 def _first_call(ref: weakref.ref[Function], *args: object) -> Any:
     """A function's first call: prepare its call path, then run it."""
     function = ref()
@@ -141,13 +143,17 @@ def _count_error(expected: int, given: int) -> TypeError:
 # already canonical (CANONICAL_TESTS: an int in range, a float) costs one inline test.
 
 _Factory: TypeAlias = Callable[..., Any]
+_MISSING: Any = object()  # an argument not given (see ``_invoker``)
 _INVOKERS: dict[FuncType, _Factory] = {}
 _TRAMPOLINES: dict[FuncType, _Factory] = {}
 _FACTORY_LOCK = threading.Lock()
 
 
 def _compile_factory(source: str, name: str) -> _Factory:
-    namespace: dict[str, Any] = {"UncaughtWasmException": UncaughtWasmException}
+    namespace: dict[str, Any] = {
+        "UncaughtWasmException": UncaughtWasmException,
+        "MISSING": _MISSING,
+    }
     exec(compile(source, f"<asyncwasm {name}>", "exec"), namespace)
     factory: _Factory = namespace["factory"]
     return factory
@@ -176,14 +182,16 @@ def _invoker(t: FuncType) -> _Factory:
         return factory
     n = len(t.params)
     names = [f"a{i}" for i in range(n)]
+    # Positional-only parameters that default to a marker, and ``*rest``: no tuple to build and
+    # unpack per call. Arguments fill them in order, so the last one tells if any is missing.
     lines = [
         "def factory(caller, to_engine, from_engine, count_error, uncaught):",
-        "    def invoke(*args):",
-        f"        if len(args) != {n}:",
-        "            raise count_error(len(args))",
+        f"    def invoke({''.join(f'{a}=MISSING, ' for a in names)}{'/, ' if n else ''}*rest):",
+        f"        if {f'{names[-1]} is MISSING or ' if n else ''}rest:",
+        "            raise count_error("
+        + "".join(f"({a} is not MISSING) + " for a in names)
+        + "len(rest))",
     ]
-    if n:
-        lines.append(f"        {''.join(f'{a}, ' for a in names)}= args")
     lines += _convert_lines(t.params, names, "to_engine", "        ")
     lines += ["        try:", f"            r = caller({', '.join(names)})"]
     lines += [

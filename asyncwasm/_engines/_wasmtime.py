@@ -291,7 +291,9 @@ class _Store(StoreHandle):
         self.generation = _fork.generation()  # made in the parent: refused in a forked child
         self.store = _async.GuardedStore(engine)
         self.aio: Any = None
-        self.interrupts = ticker.arm(self.store)
+        # RLock: wasm -> host -> wasm re-entry happens on the same thread. Held by every call.
+        self.lock = threading.RLock()
+        self.interrupts = ticker.arm(self.store, self.lock)
         # The JS API's embedder limit on a table's length (asyncwasm#3): wasm's table.grow past
         # it gives -1, as in browsers. Using the limiter at all also caps instances, tables and
         # memories per store (wasmtime's default: 10,000 each), so those are lifted explicitly.
@@ -315,8 +317,6 @@ class _Store(StoreHandle):
         self.ctx_address: int = ctypes.cast(self.ctx, ctypes.c_void_p).value or 0
         if fuel:  # a fuel engine: each call from Python gets Limits.fuel (Interrupts.begin)
             _check_error(ffi.wasmtime_context_set_fuel(self.ctx, _async.FULL_TANK))
-        # RLock: wasm -> host -> wasm re-entry happens on the same thread.
-        self.lock = threading.RLock()
         self.host: dict[int, tuple[HostCallable, FuncType]] = {}
         self.externs: dict[int, object] = {}
         # Set once a module declaring a type other than a plain function type (numbers,
@@ -871,7 +871,7 @@ def _unchecked(type: FuncType) -> bool:
     return all(t in _RAW_FIELDS for t in type.params + type.results)
 
 
-_CALLERS: dict[FuncType, Callable[..., Any]] = {}
+_CALLERS: dict[tuple[FuncType, bool], Callable[..., Any]] = {}
 _HOST_RUNS: dict[FuncType, Callable[..., Any]] = {}
 
 
@@ -882,10 +882,10 @@ def _generate(source: str, name: str, **names: Any) -> Callable[..., Any]:
     return factory
 
 
-def _caller_factory(type: FuncType) -> Callable[..., Any]:
+def _caller_factory(type: FuncType, limited: bool) -> Callable[..., Any]:
     """``factory(s, fa, aa, ta, trap, slots, slow) -> caller(*args)`` for ``type`` (see
-    ``WasmtimeEngine.prepare_call``)."""
-    factory = _CALLERS.get(type)
+    ``WasmtimeEngine.prepare_call``); ``limited``: for a store with per-call limits."""
+    factory = _CALLERS.get((type, limited))
     if factory is not None:
         return factory
     n = max(len(type.params), len(type.results))
@@ -898,34 +898,57 @@ def _caller_factory(type: FuncType) -> Callable[..., Any]:
         ret = results[0]
     else:
         ret = f"({', '.join(results)},)"
+    call = [
+        f"err = call(ctx, fa, aa, {n}, ta)",
+        "if err or trap.value:",
+        "    fail_unchecked(s, err, trap)",
+    ]
+    if limited:
+        # Interrupts.begin/end: the per-call limits (fuel, deadline), Ctrl-C and the ticker.
+        call = [
+            "interrupts.begin(pctx)",
+            "try:",
+            *(f"    {line}" for line in call),
+            "finally:",
+            "    interrupts.end()",
+        ]
+    else:
+        # No per-call limits: the store's deadline callback is armed for good, and all a call
+        # needs for Ctrl-C is a running ticker (see _wasmtime_interrupts).
+        call = ["if not ticker.recent:", "    ticker.touch()", *call]
+    # The store's lock by acquire/release, not ``with`` (half the cost). Where an exception
+    # comes out between the two (a signal handler may raise right after ``acquire`` returns),
+    # the lock is released if this thread holds it: ``acquire`` that raised took nothing, and
+    # one that returned took it (an RLock this thread already held is taken without waiting,
+    # so it can't raise there).
     lines = [
         "def factory(s, fa, aa, ta, trap, slots, slow):",
         f"    {''.join(f'{x}, ' for x in slots)}= slots" if slots else "    pass",
         "    ctx = s.ctx_address",
-        "    lock = s.lock",
+        "    acquire, release, owned = s.lock.acquire, s.lock.release, s.lock._is_owned",
         "    interrupts = s.interrupts",
         "    pctx = s.ctx",
         f"    def caller({', '.join(args)}):",
         "        if s.aio is not None:",
         f"            return slow({', '.join(args)})",
         "        try:",
-        "            with lock:",
+        "            acquire()",
         *(
-            f"                {slot}.{_RAW_FIELDS[t]} = {a}"
+            f"            {slot}.{_RAW_FIELDS[t]} = {a}"
             for slot, a, t in zip(slots, args, type.params, strict=False)
         ),
-        # Interrupts.begin/end: Ctrl-C, the per-call limits (fuel, deadline) and the ticker.
-        "                interrupts.begin(pctx)",
-        "                try:",
-        f"                    err = call(ctx, fa, aa, {n}, ta)",
-        "                    if err or trap.value:",
-        "                        fail_unchecked(s, err, trap)",
-        "                finally:",
-        "                    interrupts.end()",
-        f"                return {ret}",
-        "        finally:",
+        *(f"            {line}" for line in call),
+        f"            r = {ret}",
+        "        except BaseException:",
+        "            if owned():",
+        "                release()",
         "            if s.thrown:",
         "                after_throws(s)",
+        "            raise",
+        "        release()",
+        "        if s.thrown:",
+        "            after_throws(s)",
+        "        return r",
         "    return caller",
     ]
     factory = _generate(
@@ -934,8 +957,9 @@ def _caller_factory(type: FuncType) -> Callable[..., Any]:
         call=_call_unchecked,
         fail_unchecked=_fail_unchecked,
         after_throws=_after_throws,
+        ticker=interrupts.TICKER,
     )
-    return _CALLERS.setdefault(type, factory)
+    return _CALLERS.setdefault((type, limited), factory)
 
 
 def _fail_unchecked(s: _Store, err: int | None, trap: ctypes.c_void_p) -> None:
@@ -1345,7 +1369,7 @@ class WasmtimeEngine(Engine):
         array = (ffi.wasmtime_val_raw_t * max(n, 1))()
         trap = ctypes.c_void_p()
         slots = tuple(array[i] for i in range(n))  # each keeps ``array`` alive
-        caller: Callable[..., EngineValue] = _caller_factory(type)(
+        caller: Callable[..., EngineValue] = _caller_factory(type, s.interrupts.limited)(
             s,
             ctypes.addressof(f.raw),
             ctypes.addressof(array),
