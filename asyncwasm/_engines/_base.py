@@ -179,6 +179,29 @@ def close_awaitable(awaitable: object) -> None:
             return
 
 
+@dataclass(frozen=True)
+class InlineCall:
+    """A prepared call path as source (``Engine.prepare_inline_call``). The public layer puts
+    ``setup`` in a function of the names in ``values``, which returns a function of parameters
+    ``a0``, ``a1``, ... (engine values) whose body ends with ``body``: that returns what
+    ``prepare_call``'s caller returns, or raises what it raises. Names starting with ``_`` are
+    the public layer's own; the engine's code uses none."""
+
+    key: Hashable
+    """Equal for equal ``setup``, ``body`` and ``namespace`` (code is generated once per key
+    and signature)."""
+    setup: tuple[str, ...]
+    body: tuple[str, ...]
+    values: dict[str, object]
+    """The function's own objects."""
+    namespace: dict[str, object]
+    """The globals of the generated code (the public layer adds its own names): the engine may
+    change them later (after ``fork``, say)."""
+    wraps_ints: bool
+    """Whether an i32/i64 parameter may be any ``int``, which ``body`` wraps as
+    ``to_engine_value`` does (then the public layer converts only non-ints)."""
+
+
 class Engine(abc.ABC):
     """One WebAssembly engine, process-wide (one instance per engine name)."""
 
@@ -293,6 +316,14 @@ class Engine(abc.ABC):
             return results if nresults else None
 
         return caller
+
+    def prepare_inline_call(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType
+    ) -> InlineCall | None:
+        """``prepare_call``'s path as source the public layer inlines into its own generated
+        caller (one Python frame per call instead of two), or ``None`` (the default) where the
+        engine has none for ``type``."""
+        return None
 
     @abc.abstractmethod
     def func_key(self, func: FuncHandle) -> Hashable:

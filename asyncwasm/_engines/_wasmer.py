@@ -90,6 +90,7 @@ from ._base import (
     FuncHandle,
     GlobalHandle,
     HostCallable,
+    InlineCall,
     InstanceHandle,
     MemoryHandle,
     ModuleHandle,
@@ -809,6 +810,33 @@ class WasmerEngine(Engine):
         _check_value_types(type.results)
         return _caller_factory(len(type.params), len(type.results) > 1)(wfunc.inner, wfunc._thread)
 
+    def prepare_inline_call(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType
+    ) -> InlineCall | None:
+        # ``_caller_factory``'s caller as source: the public layer runs it in its own frame.
+        wfunc = _affine(func, WasmerFunc, "function")
+        _check_value_types(type.params)
+        _check_value_types(type.results)
+        args = ", ".join(f"a{i}" for i in range(len(type.params)))
+        several = len(type.results) > 1
+        body = (
+            "if get_ident() != thread:",
+            "    raise wrong_thread(thread)",
+            "try:",
+            f"    return tuple(inner({args}))" if several else f"    return inner({args})",
+            "except BaseException as exc:",
+            "    check(exc)",
+            "    raise",
+        )
+        return InlineCall(
+            ("wasmer", several),
+            (),
+            body,
+            {"inner": wfunc.inner, "thread": wfunc._thread},
+            _INLINE_GLOBALS,
+            False,
+        )
+
     def func_key(self, func: FuncHandle) -> Hashable:
         # Handles are made once per host function and once per instance export (cached), so
         # the handle itself (identity hash) is the key.
@@ -960,6 +988,15 @@ def _caller_factory(arity: int, several: bool) -> Callable[..., Callable[..., En
     exec(compile(source, f"<asyncwasm wasmer call/{arity}>", "exec"), namespace)
     _GENERATED.append(namespace)
     return _CALLERS.setdefault((arity, several), namespace["factory"])
+
+
+_INLINE_GLOBALS: Final[dict[str, Any]] = {
+    "get_ident": _get_ident,
+    "wrong_thread": _wrong_thread,
+    "check": _G_CALL.check,
+}
+"""The globals of the public layer's inlined callers (``prepare_inline_call``)."""
+_GENERATED.append(_INLINE_GLOBALS)
 
 
 def _store(store: Any) -> WasmerStore:
