@@ -133,9 +133,13 @@ class Instance:
         engine = context.engine
         cell = parts.cell if parts.cell is not None else context.store()
         values: list[object] = []
-        handles, kept = _resolve_imports(parts, imports, cell, values)
+        if imports is None and not parts.info.imports:
+            handles: list[ExternHandle] = []
+            kept: tuple[object, ...] = ()
+        else:
+            handles, kept = _resolve_imports(parts, imports, cell, values)
         # JSPI: an instance with Suspending imports may need a store of its own (see _jspi).
-        isolated = isolated_store(context, values) if parts.cell is None else None
+        isolated = isolated_store(context, values) if parts.cell is None and values else None
         if isolated is not None:
             cell = isolated
             handles, kept = _resolve_values(parts, values, cell)
@@ -465,6 +469,11 @@ def _build_exports(
     kept: tuple[object, ...],
 ) -> Exports:
     items: dict[str, object] = {}
+    # Where functions never come out of wasm as values (no reference values: no tables, globals
+    # or results of funcref), an exported function is only ever reached through its exports:
+    # the context's identity table (a weak dictionary, the dearest part of an export) would
+    # only be written, never read.
+    register = context.features.reference_values
     for (name, kind, t, position, alias), handle in zip(plan.exports, handles, strict=True):
         if alias is not None:
             items[name] = items[alias]  # several exports of one entity are one object
@@ -479,7 +488,10 @@ def _build_exports(
                 continue
         if isinstance(t, FuncType):
             assert isinstance(handle, FuncHandle)
-            items[name] = context.function_for_handle(handle, cell, t)
+            if register:
+                items[name] = context.function_for_handle(handle, cell, t)
+            else:
+                items[name] = from_handle(Function, context, cell, handle, t)
         elif isinstance(t, TagType):
             assert isinstance(handle, TagHandle)
             items[name] = context.tag_for_handle(handle, cell, t)
