@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from ._context import StoreCell, StoreContext, StoreObject, handle_of
 from ._engines import UncaughtWasmException
-from ._engines._base import ExternHandle, FuncHandle, InlineCall, close_awaitable
+from ._engines._base import ExternHandle, FuncHandle, InlineCall, InlineHost, close_awaitable
 from ._tag import exception_from_engine
 from ._types import FuncType
 from ._values import (
@@ -164,6 +164,7 @@ _MISSING: Any = object()  # an argument not given (see ``_head``)
 _INVOKERS: dict[FuncType, _Factory] = {}
 _INLINE_INVOKERS: dict[tuple[FuncType, Hashable], _Factory] = {}
 _TRAMPOLINES: dict[FuncType, _Factory] = {}
+_INLINE_TRAMPOLINES: dict[tuple[FuncType, Hashable, bool], _Factory] = {}
 _FACTORY_LOCK = threading.Lock()
 # Tests for i32/i64 parameters of an engine that wraps any int itself (``InlineCall.wraps_ints``).
 _INT_TESTS: Final = {"i32": "{v}.__class__ is int", "i64": "{v}.__class__ is int"}
@@ -299,6 +300,48 @@ def _trampoline(t: FuncType) -> _Factory:
         return _TRAMPOLINES.setdefault(t, factory)
 
 
+def _inline_trampoline(t: FuncType, inline: InlineHost) -> _Factory:
+    """``factory(_fn=, _from_engine=, _slow_results=, _isawaitable=, _refuse=, **inline.values)
+    -> trampoline(*args)``: ``_trampoline``'s with the engine's wrapper inlined (see
+    ``Engine.func_new_inline``)."""
+    key = (t, inline.key, inline.single)
+    factory = _INLINE_TRAMPOLINES.get(key)
+    if factory is not None:
+        return factory
+    names = [f"a{i}" for i in range(len(t.params))]
+    args = [
+        f"_from_engine[{i}]({a})" if converts_from_engine(p) else a
+        for i, (a, p) in enumerate(zip(names, t.params, strict=True))
+    ]
+    lines = [
+        f"def factory(*, _fn, _from_engine, _slow_results, _isawaitable, _refuse, "
+        f"{', '.join(sorted(inline.values))}):",
+        f"    def trampoline({', '.join(names)}):",
+        "        try:",
+        *(f"            {line}" for line in inline.before),
+        f"            _result = _fn({', '.join(args)})",
+    ]
+    single = inline.single and len(t.results) == 1
+    if not t.results:
+        lines.append("            if _result is None: return ()")
+    elif len(t.results) == 1:
+        test = CANONICAL_TESTS.get(t.results[0])
+        if test is not None:
+            value = "_result" if single else "(_result,)"
+            lines.append(f"            if {test.format(v='_result')}: return {value}")
+    lines += [
+        "            if _isawaitable(_result): _refuse(_result)",
+        f"            return _slow_results(_result){'[0]' if single else ''}",
+        "        except BaseException as exc:",
+        *(f"            {line}" for line in inline.failed),
+        "            raise",
+        "    return trampoline",
+    ]
+    factory = _compile_factory("\n".join(lines), f"host {t} (inline)", inline.namespace)
+    with _FACTORY_LOCK:
+        return _INLINE_TRAMPOLINES.setdefault(key, factory)
+
+
 def results_to_engine(result: object, t: FuncType, context: StoreContext) -> tuple[object, ...]:
     """A host function's ``result`` as engine values of ``t``'s result types."""
     if not t.results:
@@ -328,14 +371,25 @@ def host_function_handle(
     def slow_results(result: object) -> tuple[object, ...]:
         return results_to_engine(result, t, context)
 
+    from_engine = tuple(from_engine_converter(p, context) for p in t.params)
     trampoline = _trampoline(t)(
-        fn,
-        tuple(from_engine_converter(p, context) for p in t.params),
-        slow_results,
-        inspect.isawaitable,
-        refuse_awaitable,
+        fn, from_engine, slow_results, inspect.isawaitable, refuse_awaitable
     )
-    return context.engine.func_new(cell.handle, t, trampoline)
+
+    def make(inline: InlineHost) -> Callable[..., object]:
+        made: Callable[..., object] = _inline_trampoline(t, inline)(
+            _fn=fn,
+            _from_engine=from_engine,
+            _slow_results=slow_results,
+            _isawaitable=inspect.isawaitable,
+            _refuse=refuse_awaitable,
+            **inline.values,
+        )
+        return made
+
+    engine = context.engine
+    handle = engine.func_new_inline(cell.handle, t, trampoline, make)
+    return handle if handle is not None else engine.func_new(cell.handle, t, trampoline)
 
 
 def refuse_awaitable(result: object) -> None:

@@ -202,6 +202,23 @@ class InlineCall:
     ``to_engine_value`` does (then the public layer converts only non-ints)."""
 
 
+@dataclass(frozen=True)
+class InlineHost:
+    """An engine's wrapper of host functions as source (``Engine.func_new_inline``), for the
+    public layer to inline into its generated trampoline ``trampoline(a0, a1, ...)``: that runs
+    ``before`` first (it may return a result itself, to route the call elsewhere), then the host
+    function, and returns one result as the value itself (``single``) or several as a tuple; an
+    exception leaving it runs ``failed`` (the exception is ``exc``) on its way out. Names as in
+    ``InlineCall``."""
+
+    key: Hashable
+    before: tuple[str, ...]
+    failed: tuple[str, ...]
+    values: dict[str, object]
+    namespace: dict[str, object]
+    single: bool
+
+
 class Engine(abc.ABC):
     """One WebAssembly engine, process-wide (one instance per engine name)."""
 
@@ -288,6 +305,20 @@ class Engine(abc.ABC):
     def func_new(self, store: StoreHandle, type: FuncType, fn: HostCallable) -> FuncHandle:
         """A host function of ``type`` that calls ``fn``. ``NotSupportedError`` when ``type``
         has a value type the engine can't pass (e.g. v128 or references on wasmer)."""
+
+    def func_new_inline(
+        self,
+        store: StoreHandle,
+        type: FuncType,
+        fn: HostCallable,
+        make: Callable[[InlineHost], Callable[..., object]],
+    ) -> FuncHandle | None:
+        """``func_new`` with the engine's wrapper inlined into the public layer's trampoline (one
+        Python frame per host call): the engine describes its wrapper, ``make`` generates the
+        trampoline from it, and the function calls that (``fn``: what ``func_new`` would call,
+        for the engine's other paths). ``None`` (the default) where the engine has no such path
+        for ``type``: then ``func_new``."""
+        return None
 
     @abc.abstractmethod
     def call(

@@ -91,6 +91,7 @@ from ._base import (
     GlobalHandle,
     HostCallable,
     InlineCall,
+    InlineHost,
     InstanceHandle,
     MemoryHandle,
     ModuleHandle,
@@ -722,6 +723,48 @@ class WasmerEngine(Engine):
 
         return self._func_new(store, type, host, fn)
 
+    def func_new_inline(
+        self,
+        store: StoreHandle,
+        type: FuncType,
+        fn: HostCallable,
+        make: Callable[[InlineHost], Callable[..., object]],
+    ) -> WasmerFunc | None:
+        # The hot case of ``func_new`` (one result) as one frame: the public trampoline returns
+        # the value wasmer wants, and ``_func_new``'s wrapper is inlined into it.
+        if len(type.results) != 1:
+            return None
+        store = _store(store)
+        _check_value_types(type.params)
+        _check_value_types(type.results)
+        guarded = _async.plain_host(fn)
+
+        def routed(*args: Any) -> Any:
+            # Inside a promising call: through ``plain_host`` (see ``func_new``).
+            out = guarded(*args)
+            if len(out) != 1:
+                raise builtins.TypeError(
+                    f"host function of type {type} returned {len(out)} values, expected 1"
+                )
+            return out[0]
+
+        args = ", ".join(f"a{i}" for i in range(len(type.params)))
+        inline = InlineHost(
+            "wasmer",
+            ("if getcurrent().__class__ is promising:", f"    return routed({args})"),
+            ("host.exc = exc",),  # a host function's own exception: let through as it is
+            {"routed": routed},
+            _HOST_GLOBALS,
+            True,
+        )
+        trampoline = make(inline)
+        with _G_OTHER:
+            ftype = wasmer.FunctionType(
+                [_VALTYPES[t] for t in type.params], [_VALTYPES[t] for t in type.results]
+            )
+            inner = wasmer.Function(store.inner, trampoline, ftype)
+        return WasmerFunc(inner, store, None, type)
+
     # -- JSPI (_wasmer_async: greenlets) ---------------------------------------------------
     def func_new_suspending(
         self, store: StoreHandle, type: FuncType, start: SuspendingStart, *, blocking: bool = False
@@ -1023,6 +1066,13 @@ def _export_handle_class(obj: object) -> type[_Extern]:
             return cls
     raise NotSupportedError(ENGINE_NAME, f"exports of kind {type(obj).__name__}")
 
+
+_HOST_GLOBALS: Final[dict[str, Any]] = {
+    "getcurrent": getcurrent,
+    "promising": _async.PromisingGreenlet,
+    "host": _host,
+}
+"""The globals of the public layer's inlined host trampolines (``func_new_inline``)."""
 
 _INLINE_GLOBALS: Final[dict[str, Any]] = {
     "get_ident": _get_ident,
