@@ -13,7 +13,9 @@ printed next to its target:
   calls the import ``HOST_LOOP`` times. Raw wasmtime: a ``wasmtime_func_new_unchecked`` callback
   that reads the argument, calls the Python function and writes its result; raw wasmer: a
   ``wasmer.Function``. Target <= 2x.
-* ``Instance()``: a small module (one function, one memory) with no imports. Raw wasmtime: a
+* ``Instance()``: a small module (one function, one memory) with no imports (its exports'
+  public objects are made on first use of ``exports``: a last row, without target, adds that
+  cost). Raw wasmtime: a
   fresh store (fuel and epoch deadline set, as the engine config requires) and an instance in
   it, which is what ``Instance()`` does when nothing holds the previous store; raw wasmer:
   ``wasmer.Instance`` with an empty import object. Target <= 2x.
@@ -319,7 +321,7 @@ async def measure(engine: str, quick: bool) -> list[Figure]:
     n_call = 5_000 if quick else 20_000
     n_inst = 100 if quick else 400
     n_host = 2 if quick else 5
-    rows: list[tuple[str, tuple[float, float], float]] = [
+    rows: list[tuple[str, tuple[float, float], float | None]] = [
         (
             "call add(i32, i32)",
             _side_by_side(lambda: add(1, 2), lambda: raw_call(1, 2), n_call),
@@ -335,6 +337,13 @@ async def measure(engine: str, quick: bool) -> list[Figure]:
             _side_by_side(lambda: asyncwasm.Instance(module), raw.instance, n_inst),
             2.0,
         ),
+        # Instance() wraps its exports in public objects on first use of ``exports``: this row
+        # (no target) shows the cost with them, against the same floor.
+        (
+            "Instance().exports of a small module",
+            _side_by_side(lambda: asyncwasm.Instance(module).exports, raw.instance, n_inst),
+            None,
+        ),
     ]
     note = ""
     if isinstance(raw, RawWasmtime):
@@ -345,7 +354,10 @@ async def measure(engine: str, quick: bool) -> list[Figure]:
         figures.append(Figure(f"{name}: asyncwasm", ours, "us"))
         figures.append(Figure(f"{name}: raw engine", floor, "us", note=note))
         ratio = ours / floor
-        figures.append(Figure(f"{name}: ratio", ratio, "x", f"<= {target}x", ratio <= target))
+        if target is None:
+            figures.append(Figure(f"{name}: ratio", ratio, "x"))
+        else:
+            figures.append(Figure(f"{name}: ratio", ratio, "x", f"<= {target}x", ratio <= target))
     return figures
 
 
