@@ -102,6 +102,8 @@ class _Ticker:
       that way, at no cost to short calls; no per-call count of running calls is kept.
     """
 
+    __slots__ = ("lock", "recent", "running", "slicing_seen")
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.running = False
