@@ -111,7 +111,7 @@ class Function(StoreObject[FuncType | None], kind="function"):
                 inline = None  # prepare_call below raises it, or not
         invoke: Callable[..., Any]
         if inline is not None:
-            invoke = _inline_invoker(t, inline)(
+            invoke = _inline_invoker(t, inline, context.features.exceptions)(
                 _to_engine=to_engine, _count_error=count_error, _uncaught=uncaught, **inline.values
             )
             self._invoke = invoke
@@ -163,7 +163,7 @@ def _count_error(expected: int, given: int) -> TypeError:
 _Factory: TypeAlias = Callable[..., Any]
 _MISSING: Any = object()  # an argument not given (see ``_head``)
 _INVOKERS: dict[FuncType, _Factory] = {}
-_INLINE_INVOKERS: dict[tuple[FuncType, Hashable], _Factory] = {}
+_INLINE_INVOKERS: dict[tuple[FuncType, Hashable, bool], _Factory] = {}
 _TRAMPOLINES: dict[FuncType, _Factory] = {}
 _INLINE_TRAMPOLINES: dict[tuple[FuncType, Hashable, bool], _Factory] = {}
 _FACTORY_LOCK = threading.Lock()
@@ -253,23 +253,30 @@ def _invoker(t: FuncType) -> _Factory:
         return _INVOKERS.setdefault(t, factory)
 
 
-def _inline_invoker(t: FuncType, inline: InlineCall) -> _Factory:
+def _inline_invoker(t: FuncType, inline: InlineCall, throws: bool) -> _Factory:
     """``factory(_to_engine=, _count_error=, _uncaught=, **inline.values) -> invoke(*args)``
     for ``t``, whose results need no conversion: ``_invoker``'s checks and conversions with the
-    engine's call path inlined (``Engine.prepare_inline_call``): one frame per call."""
-    key = (t, inline.key)
+    engine's call path inlined (``Engine.prepare_inline_call``): one frame per call.
+    ``throws``: whether wasm can throw (exception handling), else no ``_uncaught`` mapping."""
+    key = (t, inline.key, throws)
     factory = _INLINE_INVOKERS.get(key)
     if factory is not None:
         return factory
     names = ", ".join(sorted(inline.values))
+    if throws:
+        body = [
+            "        try:",
+            *(f"            {line}" for line in inline.body),
+            "        except _Uncaught as error:",
+            "            raise _uncaught(error) from None",
+        ]
+    else:
+        body = [f"        {line}" for line in inline.body]
     lines = [
         f"def factory(*, _to_engine, _count_error, _uncaught, {names}):",
         *(f"    {line}" for line in inline.setup),
         *_head(t, inline.wraps_ints),
-        "        try:",
-        *(f"            {line}" for line in inline.body),
-        "        except _Uncaught as error:",
-        "            raise _uncaught(error) from None",
+        *body,
         "    return invoke",
     ]
     factory = _compile_factory("\n".join(lines), f"call {t} (inline)", inline.namespace)
