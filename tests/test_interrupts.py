@@ -2,12 +2,17 @@
 calls). The epoch ticker runs while calls start and while any store is busy; these cases check
 that a long call is still stopped by SIGINT whenever it runs long, and that the ticker does stop
 once nothing runs. Each runs in a child process (a SIGINT that nothing stops would kill or hang
-the test process)."""
+the test process). Last, the prepared call path's handling of the store lock on errors."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from _child import run_json
+from _wat import wat
+
+import asyncwasm
 
 _PRELUDE = """
 import json, os, signal, threading, time
@@ -122,3 +127,55 @@ def test_a_long_call_in_another_thread_keeps_the_ticker_running(engine: str) -> 
         pytest.skip("wasmer 1.1 has no way to interrupt running wasm")
     result = run_json(_SPIN_IN_A_THREAD, engine=engine, timeout=90)
     assert result == {"ticker_running": True, "stopped": True}
+
+
+def test_an_exception_out_of_a_prepared_call_leaves_the_store_usable(
+    runtime: asyncwasm.Runtime,
+) -> None:
+    """The prepared call path takes the store's lock by acquire/release (not ``with``): an
+    exception coming out of it, ``KeyboardInterrupt`` included, must leave the lock free, for
+    this thread and for another one."""
+    module = asyncwasm.Module(
+        wat(
+            '(module (import "env" "f" (func $f (param i32) (result i32)))'
+            ' (func (export "call") (param i32) (result i32) (call $f (local.get 0)))'
+            ' (func (export "add") (param i32 i32) (result i32)'
+            " (i32.add (local.get 0) (local.get 1))))"
+        )
+    )
+    raised: list[BaseException] = []
+
+    def f(x: int) -> int:
+        if x == 1:
+            error: BaseException = KeyboardInterrupt()
+        elif x == 2:
+            error = ValueError("from the host")
+        else:
+            return x
+        raised.append(error)
+        raise error
+
+    exports = asyncwasm.Instance(module, {"env": {"f": f}}).exports
+    for x in (1, 2):
+        with pytest.raises((KeyboardInterrupt, ValueError)) as info:
+            exports.call(x)
+        assert info.value is raised[-1]
+    with pytest.raises(TypeError):
+        exports.add(1.5, 2)  # refused before the call takes the lock
+    assert exports.call(7) == 7
+    results: list[object] = []
+
+    def other() -> None:
+        try:
+            results.append(exports.add(2, 3))
+        except asyncwasm.NotSupportedError as error:
+            results.append(error)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(60)  # a lock left held would block it for good
+    assert not thread.is_alive()
+    if runtime.engine == "wasmtime":
+        assert results == [5]
+    else:  # wasmer objects belong to their thread: the other thread is refused, not blocked
+        assert isinstance(results[0], asyncwasm.NotSupportedError)
