@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import functools
 import inspect
-import operator
+import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from collections.abc import Callable, Hashable, Iterable
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from ._context import StoreCell, StoreContext, StoreObject, handle_of
 from ._engines import UncaughtWasmException
-from ._engines._base import ExternHandle, FuncHandle, close_awaitable
+from ._engines._base import ExternHandle, FuncHandle, InlineCall, InlineHost, close_awaitable
 from ._tag import exception_from_engine
 from ._types import FuncType
 from ._values import (
@@ -58,15 +58,13 @@ class Function(StoreObject[FuncType | None], kind="function"):
         # function to the cycle collector).
         self._invoke = functools.partial(_first_call, weakref.ref(self))
 
-    # Calling the object runs ``_invoke`` directly: ``__call__`` is a property whose getter is
-    # C code (``attrgetter``), so a call costs no Python frame of its own (issue 10). What it
-    # returns is ``Any``: None, a value, or a tuple of several, depending on the signature.
+    # Calling the object runs ``_invoke`` directly: ``__call__`` is the slot's own descriptor
+    # (set below the class), so a call costs no Python frame of its own and no getter call
+    # (issue 10). What it returns is ``Any``: None, a value, or a tuple of several, depending on
+    # the signature.
     if TYPE_CHECKING:
 
         def __call__(self, *args: object) -> Any: ...
-
-    else:
-        __call__ = property(operator.attrgetter("_invoke"), doc="Call the WebAssembly function.")
 
     @property
     def type(self) -> FuncType:
@@ -96,6 +94,28 @@ class Function(StoreObject[FuncType | None], kind="function"):
         check_boundary_types(t.params, context.features, "this function's signature")
         check_boundary_types(t.results, context.features, "this function's signature")
         engine, store, func = context.engine, self._cell.handle, handle_of(self, FuncHandle)
+        cell = self._cell
+
+        def uncaught(error: UncaughtWasmException) -> BaseException:
+            return exception_from_engine(context, cell, error)
+
+        def count_error(given: int) -> TypeError:
+            return _count_error(len(t.params), given)
+
+        to_engine = tuple(to_engine_converter(p, context) for p in t.params)
+        inline: InlineCall | None = None
+        if not any(converts_from_engine(r) for r in t.results):
+            try:
+                inline = engine.prepare_inline_call(store, func, t)
+            except Exception:
+                inline = None  # prepare_call below raises it, or not
+        invoke: Callable[..., Any]
+        if inline is not None:
+            invoke = _inline_invoker(t, inline, context.features.exceptions)(
+                _to_engine=to_engine, _count_error=count_error, _uncaught=uncaught, **inline.values
+            )
+            self._invoke = invoke
+            return invoke
         try:
             caller = engine.prepare_call(store, func, t)
         except Exception:
@@ -104,20 +124,20 @@ class Function(StoreObject[FuncType | None], kind="function"):
             def caller(*args: object) -> object:
                 return engine.prepare_call(store, func, t)(*args)
 
-        cell = self._cell
-
-        def uncaught(error: UncaughtWasmException) -> BaseException:
-            return exception_from_engine(context, cell, error)
-
-        invoke: Callable[..., Any] = _invoker(t)(
+        invoke = _invoker(t)(
             caller,
-            tuple(to_engine_converter(p, context) for p in t.params),
+            to_engine,
             tuple(from_engine_converter(r, context) for r in t.results),
-            lambda given: _count_error(len(t.params), given),
+            count_error,
             uncaught,
         )
         self._invoke = invoke
         return invoke
+
+
+# ``function(*args)`` looks ``__call__`` up on the class and calls what its ``__get__`` gives:
+# the member descriptor of the ``_invoke`` slot gives the slot's value, read in C.
+setattr(Function, "__call__", Function.__dict__["_invoke"])  # noqa: B010  (mypy: a method)
 
 
 def _first_call(ref: weakref.ref[Function], *args: object) -> Any:
@@ -141,29 +161,61 @@ def _count_error(expected: int, given: int) -> TypeError:
 # already canonical (CANONICAL_TESTS: an int in range, a float) costs one inline test.
 
 _Factory: TypeAlias = Callable[..., Any]
+_MISSING: Any = object()  # an argument not given (see ``_head``)
 _INVOKERS: dict[FuncType, _Factory] = {}
+_INLINE_INVOKERS: dict[tuple[FuncType, Hashable, bool], _Factory] = {}
 _TRAMPOLINES: dict[FuncType, _Factory] = {}
+_INLINE_TRAMPOLINES: dict[tuple[FuncType, Hashable, bool], _Factory] = {}
 _FACTORY_LOCK = threading.Lock()
+# Tests for i32/i64 parameters of an engine that wraps any int itself (``InlineCall.wraps_ints``).
+_INT_TESTS: Final = {"i32": "{v}.__class__ is int", "i64": "{v}.__class__ is int"}
 
 
-def _compile_factory(source: str, name: str) -> _Factory:
-    namespace: dict[str, Any] = {"UncaughtWasmException": UncaughtWasmException}
-    exec(compile(source, f"<asyncwasm {name}>", "exec"), namespace)
-    factory: _Factory = namespace["factory"]
+def _test(test: str) -> str:
+    """A canonical test as fast code: CPython 3.10 calls ``type`` faster than it reads
+    ``__class__`` (3.11 specialises the attribute, and the other way round)."""
+    return test.replace("{v}.__class__", "type({v})") if _OLD_PYTHON else test
+
+
+_OLD_PYTHON: Final = sys.version_info[:2] == (3, 10)
+
+
+def _compile_factory(source: str, name: str, namespace: dict[str, Any] | None = None) -> _Factory:
+    """The ``factory`` that ``source`` defines, run in ``namespace`` (its globals)."""
+    if namespace is None:
+        namespace = {}
+    with _FACTORY_LOCK:  # ``namespace`` may be shared: read ``factory`` before another exec
+        namespace.update(_Uncaught=UncaughtWasmException, _MISSING=_MISSING)
+        exec(compile(source, f"<asyncwasm {name}>", "exec"), namespace)
+        factory: _Factory = namespace.pop("factory")
     return factory
 
 
-def _convert_lines(types: Sequence[str], names: list[str], table: str, indent: str) -> list[str]:
-    """Code converting each ``names[i]`` (a user value) for ``types[i]`` with ``table[i]``."""
-    lines = []
-    for i, (t, name) in enumerate(zip(types, names, strict=True)):
-        test = CANONICAL_TESTS.get(t)
-        if test == "True":
-            continue
+def _head(t: FuncType, wraps_ints: bool = False) -> list[str]:
+    """The generated ``invoke``'s first lines (at factory level): its parameters ``a0``, ...,
+    the count check and the conversion of each argument with ``_to_engine[i]``, skipped for a
+    value that passes its canonical test (``CANONICAL_TESTS``; any int for i32/i64 where the
+    engine wraps ints itself)."""
+    n = len(t.params)
+    names = [f"a{i}" for i in range(n)]
+    # Positional-only parameters that default to a marker, and ``*_rest``: no tuple to build and
+    # unpack per call. Arguments fill them in order, so the last one tells if any is missing.
+    lines = [
+        f"    def invoke({''.join(f'{a}=_MISSING, ' for a in names)}{'/, ' if n else ''}*_rest):",
+        f"        if {f'{names[-1]} is _MISSING or ' if n else ''}_rest:",
+        "            raise _count_error("
+        + "".join(f"({a} is not _MISSING) + " for a in names)
+        + "len(_rest))",
+    ]
+    tests = {**CANONICAL_TESTS, **_INT_TESTS} if wraps_ints else CANONICAL_TESTS
+    for i, (vt, name) in enumerate(zip(t.params, names, strict=True)):
+        test = tests.get(vt)
+        test = test if test is None else _test(test)
+        convert = f"{name} = _to_engine[{i}]({name})"
         if test is None:
-            lines.append(f"{indent}{name} = {table}[{i}]({name})")
-        else:
-            lines.append(f"{indent}if not ({test.format(v=name)}): {name} = {table}[{i}]({name})")
+            lines.append(f"        {convert}")
+        elif test != "True":
+            lines.append(f"        if not ({test.format(v=name)}): {convert}")
     return lines
 
 
@@ -174,38 +226,62 @@ def _invoker(t: FuncType) -> _Factory:
     factory = _INVOKERS.get(t)
     if factory is not None:
         return factory
-    n = len(t.params)
-    names = [f"a{i}" for i in range(n)]
+    names = [f"a{i}" for i in range(len(t.params))]
     lines = [
-        "def factory(caller, to_engine, from_engine, count_error, uncaught):",
-        "    def invoke(*args):",
-        f"        if len(args) != {n}:",
-        "            raise count_error(len(args))",
-    ]
-    if n:
-        lines.append(f"        {''.join(f'{a}, ' for a in names)}= args")
-    lines += _convert_lines(t.params, names, "to_engine", "        ")
-    lines += ["        try:", f"            r = caller({', '.join(names)})"]
-    lines += [
-        "        except UncaughtWasmException as error:",
-        "            raise uncaught(error) from None",
+        "def factory(_caller, _to_engine, _from_engine, _count_error, _uncaught):",
+        *_head(t),
+        "        try:",
+        f"            r = _caller({', '.join(names)})",
+        "        except _Uncaught as error:",
+        "            raise _uncaught(error) from None",
     ]
     converters = [converts_from_engine(r) for r in t.results]
     if len(t.results) == 0:
         lines.append("        return None")
     elif len(t.results) == 1:
-        lines.append("        return from_engine[0](r)" if converters[0] else "        return r")
+        lines.append("        return _from_engine[0](r)" if converters[0] else "        return r")
     elif not any(converters):
         lines.append("        return r")
     else:
         items = [
-            f"from_engine[{i}](r[{i}])" if conv else f"r[{i}]" for i, conv in enumerate(converters)
+            f"_from_engine[{i}](r[{i}])" if conv else f"r[{i}]" for i, conv in enumerate(converters)
         ]
         lines.append(f"        return ({', '.join(items)},)")
     lines.append("    return invoke")
     factory = _compile_factory("\n".join(lines), f"call {t}")
     with _FACTORY_LOCK:
         return _INVOKERS.setdefault(t, factory)
+
+
+def _inline_invoker(t: FuncType, inline: InlineCall, throws: bool) -> _Factory:
+    """``factory(_to_engine=, _count_error=, _uncaught=, **inline.values) -> invoke(*args)``
+    for ``t``, whose results need no conversion: ``_invoker``'s checks and conversions with the
+    engine's call path inlined (``Engine.prepare_inline_call``): one frame per call.
+    ``throws``: whether wasm can throw (exception handling), else no ``_uncaught`` mapping."""
+    key = (t, inline.key, throws)
+    factory = _INLINE_INVOKERS.get(key)
+    if factory is not None:
+        return factory
+    names = ", ".join(sorted(inline.values))
+    if throws:
+        body = [
+            "        try:",
+            *(f"            {line}" for line in inline.body),
+            "        except _Uncaught as error:",
+            "            raise _uncaught(error) from None",
+        ]
+    else:
+        body = [f"        {line}" for line in inline.body]
+    lines = [
+        f"def factory(*, _to_engine, _count_error, _uncaught, {names}):",
+        *(f"    {line}" for line in inline.setup),
+        *_head(t, inline.wraps_ints),
+        *body,
+        "    return invoke",
+    ]
+    factory = _compile_factory("\n".join(lines), f"call {t} (inline)", inline.namespace)
+    with _FACTORY_LOCK:
+        return _INLINE_INVOKERS.setdefault(key, factory)
 
 
 def _trampoline(t: FuncType) -> _Factory:
@@ -242,6 +318,49 @@ def _trampoline(t: FuncType) -> _Factory:
         return _TRAMPOLINES.setdefault(t, factory)
 
 
+def _inline_trampoline(t: FuncType, inline: InlineHost) -> _Factory:
+    """``factory(_fn=, _from_engine=, _slow_results=, _isawaitable=, _refuse=, **inline.values)
+    -> trampoline(*args)``: ``_trampoline``'s with the engine's wrapper inlined (see
+    ``Engine.func_new_inline``)."""
+    key = (t, inline.key, inline.single)
+    factory = _INLINE_TRAMPOLINES.get(key)
+    if factory is not None:
+        return factory
+    names = [f"a{i}" for i in range(len(t.params))]
+    args = [
+        f"_from_engine[{i}]({a})" if converts_from_engine(p) else a
+        for i, (a, p) in enumerate(zip(names, t.params, strict=True))
+    ]
+    lines = [
+        f"def factory(*, _fn, _from_engine, _slow_results, _isawaitable, _refuse, "
+        f"{', '.join(sorted(inline.values))}):",
+        f"    def trampoline({', '.join(names)}):",
+        "        try:",
+        *(f"            {line}" for line in inline.before),
+        f"            _result = _fn({', '.join(args)})",
+    ]
+    single = inline.single and len(t.results) == 1
+    if not t.results:
+        lines.append("            if _result is None: return ()")
+    elif len(t.results) == 1:
+        test = CANONICAL_TESTS.get(t.results[0])
+        if test is not None:
+            test = _test(test)
+            value = "_result" if single else "(_result,)"
+            lines.append(f"            if {test.format(v='_result')}: return {value}")
+    lines += [
+        "            if _isawaitable(_result): _refuse(_result)",
+        f"            return _slow_results(_result){'[0]' if single else ''}",
+        "        except BaseException as exc:",
+        *(f"            {line}" for line in inline.failed),
+        "            raise",
+        "    return trampoline",
+    ]
+    factory = _compile_factory("\n".join(lines), f"host {t} (inline)", inline.namespace)
+    with _FACTORY_LOCK:
+        return _INLINE_TRAMPOLINES.setdefault(key, factory)
+
+
 def results_to_engine(result: object, t: FuncType, context: StoreContext) -> tuple[object, ...]:
     """A host function's ``result`` as engine values of ``t``'s result types."""
     if not t.results:
@@ -271,14 +390,25 @@ def host_function_handle(
     def slow_results(result: object) -> tuple[object, ...]:
         return results_to_engine(result, t, context)
 
+    from_engine = tuple(from_engine_converter(p, context) for p in t.params)
     trampoline = _trampoline(t)(
-        fn,
-        tuple(from_engine_converter(p, context) for p in t.params),
-        slow_results,
-        inspect.isawaitable,
-        refuse_awaitable,
+        fn, from_engine, slow_results, inspect.isawaitable, refuse_awaitable
     )
-    return context.engine.func_new(cell.handle, t, trampoline)
+
+    def make(inline: InlineHost) -> Callable[..., object]:
+        made: Callable[..., object] = _inline_trampoline(t, inline)(
+            _fn=fn,
+            _from_engine=from_engine,
+            _slow_results=slow_results,
+            _isawaitable=inspect.isawaitable,
+            _refuse=refuse_awaitable,
+            **inline.values,
+        )
+        return made
+
+    engine = context.engine
+    handle = engine.func_new_inline(cell.handle, t, trampoline, make)
+    return handle if handle is not None else engine.func_new(cell.handle, t, trampoline)
 
 
 def refuse_awaitable(result: object) -> None:

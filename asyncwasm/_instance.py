@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, Final, NamedTuple, NoReturn
 
 from ._binary import ImportInfo
 from ._context import (
@@ -119,13 +120,23 @@ class Instance:
     as the instance does.
     """
 
-    __slots__ = ("__weakref__", "_cell", "_exports", "_handle", "_imports_kept", "_module")
+    __slots__ = (
+        "__weakref__",
+        "_cell",
+        "_exports",
+        "_handle",
+        "_imports_kept",
+        "_module",
+        "_unwrapped",
+    )
 
     _module: Module
     _cell: StoreCell
     _handle: InstanceHandle
-    _exports: Exports
+    _exports: Exports | None
     _imports_kept: tuple[object, ...]
+    _unwrapped: tuple[_Plan, StoreContext, list[ExternHandle]] | None
+    """The engine's export handles (and what wrapping them needs) until ``exports`` wraps them."""
 
     def __init__(self, module: Module, imports: object = None) -> None:
         parts = parts_of(module)
@@ -133,9 +144,13 @@ class Instance:
         engine = context.engine
         cell = parts.cell if parts.cell is not None else context.store()
         values: list[object] = []
-        handles, kept = _resolve_imports(parts, imports, cell, values)
+        if imports is None and not parts.info.imports:
+            handles: list[ExternHandle] = []
+            kept: tuple[object, ...] = ()
+        else:
+            handles, kept = _resolve_imports(parts, imports, cell, values)
         # JSPI: an instance with Suspending imports may need a store of its own (see _jspi).
-        isolated = isolated_store(context, values) if parts.cell is None else None
+        isolated = isolated_store(context, values) if parts.cell is None and values else None
         if isolated is not None:
             cell = isolated
             handles, kept = _resolve_values(parts, values, cell)
@@ -154,21 +169,36 @@ class Instance:
         # The instance reads imported memories and globals directly: keep them alive (on wasmer a
         # collected import is a use-after-free).
         self._imports_kept = kept
-        self._exports = _build_exports(
-            plan, context, cell, engine.instance_exports(cell.handle, handle), kept
-        )
+        # The engine's export handles are made here (on wasmer, on the thread that owns the
+        # instance); their public objects on first use of ``exports``, which is the cost of
+        # ``Instance()`` a caller only pays once it asks (issue 10). Identity is unaffected: a
+        # function that came out of a table meanwhile is found in the context's table.
+        self._exports = None
+        self._unwrapped = (plan, context, engine.instance_exports(cell.handle, handle))
 
     @property
     def exports(self) -> Exports:
         """The instance's exports (a read-only mapping with attribute access)."""
-        return self._exports
+        exports = self._exports
+        if exports is None:
+            with _WRAPPING:  # one set of objects, whichever thread asks first
+                exports = self._exports
+                if exports is None:
+                    assert self._unwrapped is not None
+                    plan, context, handles = self._unwrapped
+                    exports = _build_exports(plan, context, self._cell, handles, self._imports_kept)
+                    self._exports, self._unwrapped = exports, None
+        return exports
 
     @property
     def module(self) -> Module:
         return self._module
 
     def __repr__(self) -> str:
-        return f"<asyncwasm.Instance exports={list(self._exports)}>"
+        return f"<asyncwasm.Instance exports={list(self.exports)}>"
+
+
+_WRAPPING: Final = threading.Lock()
 
 
 class InstantiatedSource(NamedTuple):
@@ -465,6 +495,11 @@ def _build_exports(
     kept: tuple[object, ...],
 ) -> Exports:
     items: dict[str, object] = {}
+    # Where functions never come out of wasm as values (no reference values: no tables, globals
+    # or results of funcref), an exported function is only ever reached through its exports:
+    # the context's identity table (a weak dictionary, the dearest part of an export) would
+    # only be written, never read.
+    register = context.features.reference_values
     for (name, kind, t, position, alias), handle in zip(plan.exports, handles, strict=True):
         if alias is not None:
             items[name] = items[alias]  # several exports of one entity are one object
@@ -479,7 +514,10 @@ def _build_exports(
                 continue
         if isinstance(t, FuncType):
             assert isinstance(handle, FuncHandle)
-            items[name] = context.function_for_handle(handle, cell, t)
+            if register:
+                items[name] = context.function_for_handle(handle, cell, t)
+            else:
+                items[name] = from_handle(Function, context, cell, handle, t)
         elif isinstance(t, TagType):
             assert isinstance(handle, TagHandle)
             items[name] = context.tag_for_handle(handle, cell, t)

@@ -179,6 +179,46 @@ def close_awaitable(awaitable: object) -> None:
             return
 
 
+@dataclass(frozen=True)
+class InlineCall:
+    """A prepared call path as source (``Engine.prepare_inline_call``). The public layer puts
+    ``setup`` in a function of the names in ``values``, which returns a function of parameters
+    ``a0``, ``a1``, ... (engine values) whose body ends with ``body``: that returns what
+    ``prepare_call``'s caller returns, or raises what it raises. Names starting with ``_`` are
+    the public layer's own; the engine's code uses none."""
+
+    key: Hashable
+    """Equal for equal ``setup``, ``body`` and ``namespace`` (code is generated once per key
+    and signature)."""
+    setup: tuple[str, ...]
+    body: tuple[str, ...]
+    values: dict[str, object]
+    """The function's own objects."""
+    namespace: dict[str, object]
+    """The globals of the generated code (the public layer adds its own names): the engine may
+    change them later (after ``fork``, say)."""
+    wraps_ints: bool
+    """Whether an i32/i64 parameter may be any ``int``, which ``body`` wraps as
+    ``to_engine_value`` does (then the public layer converts only non-ints)."""
+
+
+@dataclass(frozen=True)
+class InlineHost:
+    """An engine's wrapper of host functions as source (``Engine.func_new_inline``), for the
+    public layer to inline into its generated trampoline ``trampoline(a0, a1, ...)``: that runs
+    ``before`` first (it may return a result itself, to route the call elsewhere), then the host
+    function, and returns one result as the value itself (``single``) or several as a tuple; an
+    exception leaving it runs ``failed`` (the exception is ``exc``) on its way out. Names as in
+    ``InlineCall``."""
+
+    key: Hashable
+    before: tuple[str, ...]
+    failed: tuple[str, ...]
+    values: dict[str, object]
+    namespace: dict[str, object]
+    single: bool
+
+
 class Engine(abc.ABC):
     """One WebAssembly engine, process-wide (one instance per engine name)."""
 
@@ -266,6 +306,20 @@ class Engine(abc.ABC):
         """A host function of ``type`` that calls ``fn``. ``NotSupportedError`` when ``type``
         has a value type the engine can't pass (e.g. v128 or references on wasmer)."""
 
+    def func_new_inline(
+        self,
+        store: StoreHandle,
+        type: FuncType,
+        fn: HostCallable,
+        make: Callable[[InlineHost], Callable[..., object]],
+    ) -> FuncHandle | None:
+        """``func_new`` with the engine's wrapper inlined into the public layer's trampoline (one
+        Python frame per host call): the engine describes its wrapper, ``make`` generates the
+        trampoline from it, and the function calls that (``fn``: what ``func_new`` would call,
+        for the engine's other paths). ``None`` (the default) where the engine has no such path
+        for ``type``: then ``func_new``."""
+        return None
+
     @abc.abstractmethod
     def call(
         self, store: StoreHandle, func: FuncHandle, type: FuncType, args: Sequence[EngineValue]
@@ -293,6 +347,14 @@ class Engine(abc.ABC):
             return results if nresults else None
 
         return caller
+
+    def prepare_inline_call(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType
+    ) -> InlineCall | None:
+        """``prepare_call``'s path as source the public layer inlines into its own generated
+        caller (one Python frame per call instead of two), or ``None`` (the default) where the
+        engine has none for ``type``."""
+        return None
 
     @abc.abstractmethod
     def func_key(self, func: FuncHandle) -> Hashable:

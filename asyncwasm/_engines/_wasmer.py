@@ -90,6 +90,8 @@ from ._base import (
     FuncHandle,
     GlobalHandle,
     HostCallable,
+    InlineCall,
+    InlineHost,
     InstanceHandle,
     MemoryHandle,
     ModuleHandle,
@@ -633,7 +635,8 @@ class WasmerEngine(Engine):
         self, store: StoreHandle, module: ModuleHandle, imports: Sequence[ExternHandle]
     ) -> WasmerInstance:
         store = _store(store)
-        module = _affine(module, WasmerModule, "module")
+        if module.__class__ is not WasmerModule or _get_ident() != module._thread:
+            module = _affine(module, WasmerModule, "module")
         imports = tuple(imports)
         names = module.import_names
         if len(imports) != len(names):
@@ -655,36 +658,53 @@ class WasmerEngine(Engine):
                 )
             chosen[(mod, name)] = handle
             namespaces.setdefault(mod, {})[name] = handle.inner
-        with _G_LINK:
+        try:  # _G_LINK, without a context manager's calls (issue 10)
             import_object = wasmer.ImportObject()
             for mod, members in namespaces.items():
                 import_object.register(mod, members)
             inner = wasmer.Instance(module.inner, import_object)
-        return WasmerInstance(inner, store, module, imports)
+        except BaseException as exc:
+            _G_LINK.check(exc)
+            raise
+        # WasmerInstance(inner, store, module, imports) without its __init__ chain (issue 10).
+        instance = WasmerInstance.__new__(WasmerInstance)
+        instance.inner = inner
+        instance._thread = module._thread  # checked above: this thread's
+        instance.store = store
+        instance.module = module
+        instance.imports = imports
+        instance.keep = (inner, store, module, imports)
+        instance._exports = None
+        return instance
 
     def instance_exports(self, store: StoreHandle, instance: InstanceHandle) -> list[ExternHandle]:
-        instance = _affine(instance, WasmerInstance, "instance")
+        if instance.__class__ is not WasmerInstance or _get_ident() != instance._thread:
+            instance = _affine(instance, WasmerInstance, "instance")
         if instance._exports is None:
-            store = instance.store
-            with _G_OTHER:
+            store, keep, thread = instance.store, instance.keep, instance._thread
+            handles: list[Any] = []
+            try:  # _G_OTHER
                 # Iterate rather than getattr: an export called e.g. "__class__" would otherwise
                 # resolve to a Python attribute.
                 by_name = dict(iter(instance.inner.exports))
-                handles: list[Any] = []
                 for name in instance.module.export_names:
                     obj = by_name[name]
-                    if isinstance(obj, wasmer.Function):
-                        handles.append(WasmerFunc(obj, store, instance.keep, None))
-                    elif isinstance(obj, wasmer.Memory):
-                        handles.append(WasmerMemory(obj, store, instance.keep))
-                    elif isinstance(obj, wasmer.Global):
-                        handles.append(WasmerGlobal(obj, store, instance.keep, None))
-                    elif isinstance(obj, wasmer.Table):
-                        handles.append(WasmerTable(obj, store, instance.keep))
-                    else:  # pragma: no cover - wasmer 1.1 has no other extern kinds
-                        raise NotSupportedError(
-                            ENGINE_NAME, f"exports of kind {type(obj).__name__}"
-                        )
+                    cls = _EXPORT_HANDLES.get(obj.__class__) or _export_handle_class(obj)
+                    # The handle's attributes set directly: its __init__ chain costs more than
+                    # the rest of making an export (issue 10).
+                    handle = cls.__new__(cls)
+                    handle.inner = obj
+                    handle._thread = thread
+                    handle.store = store
+                    handle.owner = keep
+                    if isinstance(handle, WasmerFunc):
+                        handle.type = None
+                    elif isinstance(handle, WasmerGlobal):
+                        handle.value_type = None
+                    handles.append(handle)
+            except BaseException as exc:
+                _G_OTHER.check(exc)
+                raise
             instance._exports = handles
         return list(instance._exports)
 
@@ -702,6 +722,48 @@ class WasmerEngine(Engine):
             return fn(*args)
 
         return self._func_new(store, type, host, fn)
+
+    def func_new_inline(
+        self,
+        store: StoreHandle,
+        type: FuncType,
+        fn: HostCallable,
+        make: Callable[[InlineHost], Callable[..., object]],
+    ) -> WasmerFunc | None:
+        # The hot case of ``func_new`` (one result) as one frame: the public trampoline returns
+        # the value wasmer wants, and ``_func_new``'s wrapper is inlined into it.
+        if len(type.results) != 1:
+            return None
+        store = _store(store)
+        _check_value_types(type.params)
+        _check_value_types(type.results)
+        guarded = _async.plain_host(fn)
+
+        def routed(*args: Any) -> Any:
+            # Inside a promising call: through ``plain_host`` (see ``func_new``).
+            out = guarded(*args)
+            if len(out) != 1:
+                raise builtins.TypeError(
+                    f"host function of type {type} returned {len(out)} values, expected 1"
+                )
+            return out[0]
+
+        args = ", ".join(f"a{i}" for i in range(len(type.params)))
+        inline = InlineHost(
+            "wasmer",
+            ("if getcurrent().__class__ is promising:", f"    return routed({args})"),
+            ("host.exc = exc",),  # a host function's own exception: let through as it is
+            {"routed": routed},
+            _HOST_GLOBALS,
+            True,
+        )
+        trampoline = make(inline)
+        with _G_OTHER:
+            ftype = wasmer.FunctionType(
+                [_VALTYPES[t] for t in type.params], [_VALTYPES[t] for t in type.results]
+            )
+            inner = wasmer.Function(store.inner, trampoline, ftype)
+        return WasmerFunc(inner, store, None, type)
 
     # -- JSPI (_wasmer_async: greenlets) ---------------------------------------------------
     def func_new_suspending(
@@ -808,6 +870,33 @@ class WasmerEngine(Engine):
         _check_value_types(type.params)
         _check_value_types(type.results)
         return _caller_factory(len(type.params), len(type.results) > 1)(wfunc.inner, wfunc._thread)
+
+    def prepare_inline_call(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType
+    ) -> InlineCall | None:
+        # ``_caller_factory``'s caller as source: the public layer runs it in its own frame.
+        wfunc = _affine(func, WasmerFunc, "function")
+        _check_value_types(type.params)
+        _check_value_types(type.results)
+        args = ", ".join(f"a{i}" for i in range(len(type.params)))
+        several = len(type.results) > 1
+        body = (
+            "if get_ident() != thread:",
+            "    raise wrong_thread(thread)",
+            "try:",
+            f"    return tuple(inner({args}))" if several else f"    return inner({args})",
+            "except BaseException as exc:",
+            "    check(exc)",
+            "    raise",
+        )
+        return InlineCall(
+            ("wasmer", several),
+            (),
+            body,
+            {"inner": wfunc.inner, "thread": wfunc._thread},
+            _INLINE_GLOBALS,
+            False,
+        )
 
     def func_key(self, func: FuncHandle) -> Hashable:
         # Handles are made once per host function and once per instance export (cached), so
@@ -960,6 +1049,38 @@ def _caller_factory(arity: int, several: bool) -> Callable[..., Callable[..., En
     exec(compile(source, f"<asyncwasm wasmer call/{arity}>", "exec"), namespace)
     _GENERATED.append(namespace)
     return _CALLERS.setdefault((arity, several), namespace["factory"])
+
+
+_EXPORT_HANDLES: Final[dict[type, type[_Extern]]] = {
+    wasmer.Function: WasmerFunc,
+    wasmer.Memory: WasmerMemory,
+    wasmer.Global: WasmerGlobal,
+    wasmer.Table: WasmerTable,
+}
+"""The handle class of each kind of wasmer export, by the export's exact class."""
+
+
+def _export_handle_class(obj: object) -> type[_Extern]:
+    for kind, cls in _EXPORT_HANDLES.items():
+        if isinstance(obj, kind):
+            return cls
+    raise NotSupportedError(ENGINE_NAME, f"exports of kind {type(obj).__name__}")
+
+
+_HOST_GLOBALS: Final[dict[str, Any]] = {
+    "getcurrent": getcurrent,
+    "promising": _async.PromisingGreenlet,
+    "host": _host,
+}
+"""The globals of the public layer's inlined host trampolines (``func_new_inline``)."""
+
+_INLINE_GLOBALS: Final[dict[str, Any]] = {
+    "get_ident": _get_ident,
+    "wrong_thread": _wrong_thread,
+    "check": _G_CALL.check,
+}
+"""The globals of the public layer's inlined callers (``prepare_inline_call``)."""
+_GENERATED.append(_INLINE_GLOBALS)
 
 
 def _store(store: Any) -> WasmerStore:

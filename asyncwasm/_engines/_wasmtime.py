@@ -52,6 +52,7 @@ from ._base import (
     FuncHandle,
     GlobalHandle,
     HostCallable,
+    InlineCall,
     InstanceHandle,
     MemoryHandle,
     ModuleHandle,
@@ -291,7 +292,9 @@ class _Store(StoreHandle):
         self.generation = _fork.generation()  # made in the parent: refused in a forked child
         self.store = _async.GuardedStore(engine)
         self.aio: Any = None
-        self.interrupts = ticker.arm(self.store)
+        # RLock: wasm -> host -> wasm re-entry happens on the same thread. Held by every call.
+        self.lock = threading.RLock()
+        self.interrupts = ticker.arm(self.store, self.lock)
         # The JS API's embedder limit on a table's length (asyncwasm#3): wasm's table.grow past
         # it gives -1, as in browsers. Using the limiter at all also caps instances, tables and
         # memories per store (wasmtime's default: 10,000 each), so those are lifted explicitly.
@@ -315,8 +318,6 @@ class _Store(StoreHandle):
         self.ctx_address: int = ctypes.cast(self.ctx, ctypes.c_void_p).value or 0
         if fuel:  # a fuel engine: each call from Python gets Limits.fuel (Interrupts.begin)
             _check_error(ffi.wasmtime_context_set_fuel(self.ctx, _async.FULL_TANK))
-        # RLock: wasm -> host -> wasm re-entry happens on the same thread.
-        self.lock = threading.RLock()
         self.host: dict[int, tuple[HostCallable, FuncType]] = {}
         self.externs: dict[int, object] = {}
         # Set once a module declaring a type other than a plain function type (numbers,
@@ -871,7 +872,7 @@ def _unchecked(type: FuncType) -> bool:
     return all(t in _RAW_FIELDS for t in type.params + type.results)
 
 
-_CALLERS: dict[FuncType, Callable[..., Any]] = {}
+_CALLERS: dict[tuple[FuncType, bool], Callable[..., Any]] = {}
 _HOST_RUNS: dict[FuncType, Callable[..., Any]] = {}
 
 
@@ -882,12 +883,10 @@ def _generate(source: str, name: str, **names: Any) -> Callable[..., Any]:
     return factory
 
 
-def _caller_factory(type: FuncType) -> Callable[..., Any]:
-    """``factory(s, fa, aa, ta, trap, slots, slow) -> caller(*args)`` for ``type`` (see
-    ``WasmtimeEngine.prepare_call``)."""
-    factory = _CALLERS.get(type)
-    if factory is not None:
-        return factory
+def _call_source(type: FuncType, limited: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The code of a prepared call of ``type`` (``limited``: for a store with per-call limits):
+    set-up lines, run once from the names of ``_call_values``, and the lines of a call, whose
+    parameters are ``a0``, ``a1``, ..."""
     n = max(len(type.params), len(type.results))
     args = [f"a{i}" for i in range(len(type.params))]
     slots = [f"s{i}" for i in range(n)]
@@ -898,44 +897,85 @@ def _caller_factory(type: FuncType) -> Callable[..., Any]:
         ret = results[0]
     else:
         ret = f"({', '.join(results)},)"
-    lines = [
-        "def factory(s, fa, aa, ta, trap, slots, slow):",
-        f"    {''.join(f'{x}, ' for x in slots)}= slots" if slots else "    pass",
-        "    ctx = s.ctx_address",
-        "    lock = s.lock",
-        "    interrupts = s.interrupts",
-        "    pctx = s.ctx",
-        f"    def caller({', '.join(args)}):",
-        "        if s.aio is not None:",
-        f"            return slow({', '.join(args)})",
-        "        try:",
-        "            with lock:",
+    call = [
+        f"err = call(ctx, fa, aa, {n}, ta)",
+        "if err or trap.value:",
+        "    fail_unchecked(s, err, trap)",
+    ]
+    if limited:
+        # Interrupts.begin/end: the per-call limits (fuel, deadline), Ctrl-C and the ticker.
+        call = [
+            "interrupts.begin(pctx)",
+            "try:",
+            *(f"    {line}" for line in call),
+            "finally:",
+            "    interrupts.end()",
+        ]
+    else:
+        # No per-call limits: the store's deadline callback is armed for good, and all a call
+        # needs for Ctrl-C is a running ticker (see _wasmtime_interrupts).
+        call = ["if not ticker.recent:", "    ticker.touch()", *call]
+    setup = (
+        f"{''.join(f'{x}, ' for x in slots)}= slots" if slots else "pass",
+        "ctx = s.ctx_address",
+        "acquire, release, owned = s.lock.acquire, s.lock.release, s.lock._is_owned",
+        "interrupts = s.interrupts",
+        "pctx = s.ctx",
+    )
+    # The store's lock by acquire/release, not ``with`` (half the cost). Where an exception
+    # comes out between the two (a signal handler may raise right after ``acquire`` returns),
+    # the lock is released if this thread holds it: ``acquire`` that raised took nothing, and
+    # one that returned took it (an RLock this thread already held is taken without waiting,
+    # so it can't raise there).
+    body = (
+        "if s.aio is not None:",
+        f"    return slow({', '.join(args)})",
+        "try:",
+        "    acquire()",
         *(
-            f"                {slot}.{_RAW_FIELDS[t]} = {a}"
+            f"    {slot}.{_RAW_FIELDS[t]} = {a}"
             for slot, a, t in zip(slots, args, type.params, strict=False)
         ),
-        # Interrupts.begin/end: Ctrl-C, the per-call limits (fuel, deadline) and the ticker.
-        "                interrupts.begin(pctx)",
-        "                try:",
-        f"                    err = call(ctx, fa, aa, {n}, ta)",
-        "                    if err or trap.value:",
-        "                        fail_unchecked(s, err, trap)",
-        "                finally:",
-        "                    interrupts.end()",
-        f"                return {ret}",
-        "        finally:",
-        "            if s.thrown:",
-        "                after_throws(s)",
+        *(f"    {line}" for line in call),
+        f"    r = {ret}",
+        "except BaseException:",
+        "    if owned():",
+        "        release()",
+        "    if s.thrown:",
+        "        after_throws(s)",
+        "    raise",
+        "release()",
+        "if s.thrown:",
+        "    after_throws(s)",
+        "return r",
+    )
+    return setup, body
+
+
+def _caller_factory(type: FuncType, limited: bool) -> Callable[..., Any]:
+    """``factory(s, fa, aa, ta, trap, slots, slow) -> caller(*args)`` for ``type`` (see
+    ``WasmtimeEngine.prepare_call``); ``limited``: for a store with per-call limits."""
+    factory = _CALLERS.get((type, limited))
+    if factory is not None:
+        return factory
+    setup, body = _call_source(type, limited)
+    lines = [
+        "def factory(s, fa, aa, ta, trap, slots, slow):",
+        *(f"    {line}" for line in setup),
+        f"    def caller({', '.join(f'a{i}' for i in range(len(type.params)))}):",
+        *(f"        {line}" for line in body),
         "    return caller",
     ]
-    factory = _generate(
-        "\n".join(lines),
-        f"call {type}",
-        call=_call_unchecked,
-        fail_unchecked=_fail_unchecked,
-        after_throws=_after_throws,
-    )
-    return _CALLERS.setdefault(type, factory)
+    factory = _generate("\n".join(lines), f"call {type}", **_CALL_GLOBALS)
+    return _CALLERS.setdefault((type, limited), factory)
+
+
+_CALL_GLOBALS: Final[dict[str, Any]] = {
+    "call": _call_unchecked,
+    "fail_unchecked": None,  # set below its definition
+    "after_throws": _after_throws,
+    "ticker": interrupts.TICKER,
+}
 
 
 def _fail_unchecked(s: _Store, err: int | None, trap: ctypes.c_void_p) -> None:
@@ -1008,6 +1048,7 @@ def _host_failed(env: int, caller: Any, error: BaseException) -> int:
 
 
 _trampoline_unchecked: Final[Any] = ffi.wasmtime_func_unchecked_callback_t(_trampoline_unchecked_py)
+_CALL_GLOBALS["fail_unchecked"] = _fail_unchecked
 
 
 class _CompileThreads:
@@ -1344,9 +1385,33 @@ class WasmtimeEngine(Engine):
     def prepare_call(
         self, store: StoreHandle, func: FuncHandle, type: FuncType
     ) -> Callable[..., EngineValue]:
+        values = self._call_values(store, func, type)
+        if values is None:
+            return super().prepare_call(store, func, type)
+        s: _Store = values["s"]
+        caller: Callable[..., EngineValue] = _caller_factory(type, s.interrupts.limited)(**values)
+        return caller
+
+    def prepare_inline_call(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType
+    ) -> InlineCall | None:
+        values = self._call_values(store, func, type)
+        if values is None:
+            return None
+        limited = values["s"].interrupts.limited
+        setup, body = _call_source(type, limited)
+        return InlineCall(("wasmtime", type, limited), setup, body, values, _CALL_GLOBALS, True)
+
+    def _call_values(
+        self, store: StoreHandle, func: FuncHandle, type: FuncType
+    ) -> dict[str, Any] | None:
+        """What a prepared call of ``func`` (the names of ``_call_source``), or ``None`` for a
+        type that takes the checked path."""
         s, f = _checked(store, func, _Func, "function")
         _check_types(type.params + type.results, "calls")
         nresults = len(type.results)
+        if not _unchecked(type):
+            return None
 
         def slow(*args: EngineValue) -> EngineValue:
             results = self.call(s, f, type, args)
@@ -1354,8 +1419,6 @@ class WasmtimeEngine(Engine):
                 return results[0]
             return results if nresults else None
 
-        if not _unchecked(type):
-            return slow
         # One raw array per function, reused by every call: wasmtime reads the arguments when
         # the call starts and writes the results when it ends, so even a recursive call of the
         # same function (wasm -> host -> this function) can't mix them up; the store lock keeps
@@ -1363,17 +1426,15 @@ class WasmtimeEngine(Engine):
         n = max(len(type.params), nresults)
         array = (ffi.wasmtime_val_raw_t * max(n, 1))()
         trap = ctypes.c_void_p()
-        slots = tuple(array[i] for i in range(n))  # each keeps ``array`` alive
-        caller: Callable[..., EngineValue] = _caller_factory(type)(
-            s,
-            ctypes.addressof(f.raw),
-            ctypes.addressof(array),
-            ctypes.addressof(trap),
-            trap,
-            slots,
-            slow,
-        )
-        return caller
+        return {
+            "s": s,
+            "fa": ctypes.addressof(f.raw),
+            "aa": ctypes.addressof(array),
+            "ta": ctypes.addressof(trap),
+            "trap": trap,
+            "slots": tuple(array[i] for i in range(n)),  # each keeps ``array`` alive
+            "slow": slow,
+        }
 
     # -- JSPI (_wasmtime_async) --------------------------------------------------------------------
     def func_new_suspending(

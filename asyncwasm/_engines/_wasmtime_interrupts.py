@@ -11,9 +11,13 @@ unwound); a call past its ``Limits.timeout`` deadline is stopped (``trap="timeou
 promising call driven from the event loop yields to it (``CallState.slicing``).
 
 Every wasmtime store must be armed (``EpochTicker.arm``): with epoch interruption on, a store
-without a deadline traps ("interrupt") at its first epoch check. Every wasm entry point brackets
-the call with ``Interrupts.begin``/``end``, which keeps the ticker running and arms the store's
-per-call limits (fuel, deadline).
+without a deadline traps ("interrupt") at its first epoch check. The deadline stays armed for the
+store's life (the callback always sets the next one), so a call needs no set-up of its own but
+this: the ticker must run while it does. A call from Python starts it when it is not running
+(``TICKER.touch``, one attribute test when it is); a store with per-call limits (fuel, deadline)
+or a promising call brackets the call with ``Interrupts.begin``/``end`` instead, which arms them
+too. The ticker stops after ``LINGER`` seconds without a call starting and with no store busy
+(see ``_Ticker._run``): a call that ends before the next tick never needs it at all.
 """
 
 from __future__ import annotations
@@ -26,13 +30,13 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from ctypes import POINTER
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import wasmtime
 from wasmtime import _bindings  # the C API's raw ctypes declarations
 from wasmtime import _ffi as ffi  # private bindings of the C API
 
-__all__ = ["CallState", "EpochTicker", "Interrupts"]
+__all__ = ["TICKER", "CallState", "EpochTicker", "Interrupts"]
 
 
 class EpochTicker:
@@ -50,10 +54,11 @@ class EpochTicker:
     cancels the main task at the first Ctrl-C (the task can't see it while wasm blocks the
     loop), it takes the second Ctrl-C, which raises ``KeyboardInterrupt``, to stop the call.
 
-    The ticker thread is shared by every engine and ticks only while some wasm call is running
-    (``Interrupts.begin``/``end``): idle for ``LINGER`` seconds it exits, and the next call
+    The ticker thread is shared by every engine and ticks only while wasm calls are made: once
+    no call has started for ``LINGER`` seconds and no store is busy, it exits, and the next call
     starts a new one (after ``fork`` too). Cost: an epoch check at every loop head and function
-    entry (``benchmarks/bench_limits.py``), plus one callback per store per tick.
+    entry (``benchmarks/bench_limits.py``), plus one callback per running store every
+    ``IDLE_DELTA`` ticks.
     """
 
     TICK: Final = 0.001
@@ -71,74 +76,117 @@ class EpochTicker:
         _ENGINES.append(engine.ptr())
         _Arming.record_pending = staticmethod(record_pending)
 
-    def arm(self, store: wasmtime.Store) -> Interrupts:
-        """Give a new store its deadline callback."""
-        return Interrupts(store)
+    def arm(self, store: wasmtime.Store, lock: _Lock) -> Interrupts:
+        """Give a new store its deadline callback; ``lock`` is held by every call on the store
+        (the ticker tells a busy store by it)."""
+        return Interrupts(store, lock)
+
+
+class _Lock(Protocol):
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
 
 
 class _Ticker:
-    """The one ticker thread of the process (see ``EpochTicker``)."""
+    """The one ticker thread of the process (see ``EpochTicker``).
+
+    What keeps it running is cheap to maintain, because every call from Python pays for it:
+
+    * ``recent``: set by a call that starts (``touch``), cleared by the ticker at each tick. A
+      call reads it first and calls ``touch`` only when it is clear: one attribute test per
+      call, one ``touch`` per tick at most.
+    * the stores' locks, which every call holds while it runs (on the wasm side or in a host
+      function): when ``LINGER`` seconds have passed without a call starting, the ticker looks
+      whether any store's lock is held before it exits. A call that runs long keeps it running
+      that way, at no cost to short calls; no per-call count of running calls is kept.
+    """
+
+    __slots__ = ("lock", "recent", "running", "slicing_seen")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.running = False
-        # Set by every poll of a slicing store: between two polls (the event loop's turn) no
-        # call may be running, and the next tick must still come soon.
+        self.recent = False
+        # Set by every poll of a slicing store, and by its deadline callback: between two polls
+        # (the event loop's turn) no call may be running, and the next tick must still come soon.
         self.slicing_seen = False
         os.register_at_fork(after_in_child=self._after_fork)
 
-    def wake(self) -> None:
-        with self.lock:
-            if not self.running:
-                self.running = True
-                threading.Thread(target=self._run, name="asyncwasm-epoch", daemon=True).start()
+    def touch(self) -> None:
+        """A call starts: keep the ticker running, or start it."""
+        self.recent = True
+        if not self.running:
+            with self.lock:
+                if not self.running:
+                    self.running = True
+                    threading.Thread(target=self._run, name="asyncwasm-epoch", daemon=True).start()
 
     def _run(self) -> None:
         idle_ticks = int(EpochTicker.LINGER / EpochTicker.SLOW_TICK)
         idle = 0
         while True:
-            slicing = self.slicing_seen or any(state.slicing for state in list(_ACTIVE))
-            self.slicing_seen = False
+            slicing, self.slicing_seen = self.slicing_seen, False
             time.sleep(EpochTicker.TICK if slicing else EpochTicker.SLOW_TICK)
             for engine in _ENGINES:
                 ffi.wasmtime_engine_increment_epoch(engine)
-            if _ACTIVE:
+            if self.recent:
+                self.recent = False
                 idle = 0
                 continue
             idle += 1
             if idle < idle_ticks:
                 continue
+            idle = 0
+            if _busy():
+                continue
             with self.lock:
-                # A call that began after the check above saw ``running`` still True and did
-                # not wake us: look again after clearing it (``begin`` appends, then reads).
+                # A call that began after the check above may have seen ``running`` still True
+                # and not started a ticker: look again after clearing it (``touch`` sets
+                # ``recent``, then reads ``running``).
                 self.running = False
-                if not _ACTIVE:
+                if not self.recent and not _busy():
                     return
                 self.running = True
-                idle = 0
 
     def _after_fork(self) -> None:
         self.lock = threading.Lock()
         self.running = False  # threads don't survive fork: the next call starts a new ticker
+        self.recent = False
+        # The parent's stores can't be used here, and a lock a parent thread held stays held:
+        # they must not keep the ticker running.
+        for arming in list(_REGISTERED.values()):
+            arming.state.lock = None
+
+
+def _busy() -> bool:
+    """Whether a call may be running on some store: its lock is held (by any thread)."""
+    for arming in list(_REGISTERED.values()):
+        lock = arming.state.lock
+        if lock is not None:
+            if not lock.acquire(False):
+                return True
+            lock.release()
+    return False
 
 
 _ENGINES: list[Any] = []  # the engines whose epoch the ticker advances
-# The state of the store of each running wasm call (append/remove are atomic under the GIL).
-_ACTIVE: list[CallState] = []
-_TICKER: Final = _Ticker()
+TICKER: Final = _Ticker()
 
 
 class CallState:
     """What a store's deadline callback needs to know about the calls running on it: its
     deadline (``time.monotonic()`` value, or ``inf``), whether to yield (a promising call being
-    driven from the event loop), and whether the deadline has stopped a call."""
+    driven from the event loop), and whether the deadline has stopped a call; and the store's
+    lock, for the ticker (``_busy``)."""
 
-    __slots__ = ("deadline", "slicing", "timed_out")
+    __slots__ = ("deadline", "lock", "slicing", "timed_out")
 
-    def __init__(self) -> None:
+    def __init__(self, lock: _Lock | None = None) -> None:
         self.deadline = math.inf
         self.slicing = False
         self.timed_out = False
+        self.lock = lock
 
 
 class Interrupts:
@@ -158,9 +206,9 @@ class Interrupts:
 
     __slots__ = ("_current", "_store", "depth", "fuel", "state", "timeout")
 
-    def __init__(self, store: wasmtime.Store) -> None:
+    def __init__(self, store: wasmtime.Store, lock: _Lock) -> None:
         self._store = store
-        self.state = CallState()
+        self.state = CallState(lock)
         self.timeout: float | None = None  # Limits.timeout
         self.fuel: int | None = None  # Limits.fuel (the store's engine consumes fuel)
         self.depth = 0  # calls running on this store (nested ones from host functions too)
@@ -168,10 +216,18 @@ class Interrupts:
         ffi.wasmtime_context_set_epoch_deadline(store._context(), 1)
         self._current.register(store, self.state)
 
+    @property
+    def limited(self) -> bool:
+        """Whether calls on this store have per-call limits (fuel, timeout), which only
+        ``begin`` arms: else a call from Python needs no more than ``TICKER.touch`` (see the
+        prepared callers of ``_wasmtime``)."""
+        return self.fuel is not None or self.timeout is not None
+
     def begin(self, ctx: Any, fresh: bool = True) -> None:
-        """A wasm call (or instantiation) on this store starts: the ticker must run, and a call
-        from Python (``fresh``, not nested in another call on the store) gets its limits anew:
-        a full ``fuel`` budget and a ``timeout`` deadline from now. Pair with ``end``."""
+        """A wasm call (or instantiation) on this store starts, with the store's lock held: the
+        ticker must run, and a call from Python (``fresh``, not nested in another call on the
+        store) gets its limits anew: a full ``fuel`` budget and a ``timeout`` deadline from now.
+        Pair with ``end``."""
         if fresh and not self.depth:  # first: nothing to undo when this raises
             if self.fuel is not None:
                 _check(ffi.wasmtime_context_set_fuel(ctx, self.fuel))
@@ -179,15 +235,13 @@ class Interrupts:
                 self.state.deadline = time.monotonic() + self.timeout
                 self.state.timed_out = False
         self.depth += 1
-        _ACTIVE.append(self.state)
         if self.state.slicing:
-            _TICKER.slicing_seen = True
-        if not _TICKER.running:
-            _TICKER.wake()
+            TICKER.slicing_seen = True
+        if not TICKER.recent:
+            TICKER.touch()
 
     def end(self) -> None:
         self.depth -= 1
-        _ACTIVE.remove(self.state)
 
     def rearm(self) -> None:
         """After a call stopped by a signal or its deadline: a fresh callback with a fresh
@@ -252,6 +306,8 @@ class _Arming:
                 key = 2
             elif position == 2:
                 state = self.state
+                if state.slicing:
+                    TICKER.slicing_seen = True
                 remaining = state.deadline - time.monotonic()
                 if not stop and remaining <= 0:
                     state.timed_out = True  # the call's error path raises the timeout trap
