@@ -217,7 +217,7 @@ async def early_failure(engine: str, size: int) -> dict[str, Any]:
 
 
 async def last_byte_to_module(engine: str, repeats: int) -> dict[str, Any]:
-    from asyncwasm import _compile
+    from asyncwasm import _streaming as _compile  # the compile_async the streaming layer calls
 
     wasm = quickjs()
     chunks = [wasm[i : i + CHUNK] for i in range(0, len(wasm), CHUNK)]

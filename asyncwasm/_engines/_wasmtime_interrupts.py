@@ -102,7 +102,7 @@ class _Ticker:
       that way, at no cost to short calls; no per-call count of running calls is kept.
     """
 
-    __slots__ = ("lock", "recent", "running", "slicing_seen")
+    __slots__ = ("lock", "recent", "running", "slicing_seen", "slow_sleep", "wake")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -111,7 +111,19 @@ class _Ticker:
         # Set by every poll of a slicing store, and by its deadline callback: between two polls
         # (the event loop's turn) no call may be running, and the next tick must still come soon.
         self.slicing_seen = False
+        # While the ticker sleeps a SLOW_TICK, a promising call that starts wakes it (``wake``):
+        # else its first time slice could last a whole SLOW_TICK (measured up to ~10 ms of loop
+        # lateness where the slices are ~1 ms).
+        self.slow_sleep = False
+        self.wake = threading.Event()
         os.register_at_fork(after_in_child=self._after_fork)
+
+    def slicing(self) -> None:
+        """A promising call is being driven (or runs): ticks must come every ``TICK``."""
+        self.slicing_seen = True
+        if self.slow_sleep:
+            self.slow_sleep = False
+            self.wake.set()
 
     def touch(self) -> None:
         """A call starts: keep the ticker running, or start it."""
@@ -127,7 +139,13 @@ class _Ticker:
         idle = 0
         while True:
             slicing, self.slicing_seen = self.slicing_seen, False
-            time.sleep(EpochTicker.TICK if slicing else EpochTicker.SLOW_TICK)
+            if slicing:
+                time.sleep(EpochTicker.TICK)
+            else:
+                self.slow_sleep = True
+                self.wake.wait(EpochTicker.SLOW_TICK)
+                self.slow_sleep = False
+                self.wake.clear()
             for engine in _ENGINES:
                 ffi.wasmtime_engine_increment_epoch(engine)
             if self.recent:
@@ -151,6 +169,8 @@ class _Ticker:
 
     def _after_fork(self) -> None:
         self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.slow_sleep = False
         self.running = False  # threads don't survive fork: the next call starts a new ticker
         self.recent = False
         # The parent's stores can't be used here, and a lock a parent thread held stays held:
@@ -236,7 +256,11 @@ class Interrupts:
                 self.state.timed_out = False
         self.depth += 1
         if self.state.slicing:
-            TICKER.slicing_seen = True
+            TICKER.slicing()
+            if self.depth == 1:
+                # The deadline a plain call left may be IDLE_DELTA ticks away, which at TICK
+                # intervals would make the first time slice that many ms long.
+                ffi.wasmtime_context_set_epoch_deadline(ctx, 1)
         if not TICKER.recent:
             TICKER.touch()
 
@@ -307,7 +331,7 @@ class _Arming:
             elif position == 2:
                 state = self.state
                 if state.slicing:
-                    TICKER.slicing_seen = True
+                    TICKER.slicing()
                 remaining = state.deadline - time.monotonic()
                 if not stop and remaining <= 0:
                     state.timed_out = True  # the call's error path raises the timeout trap
