@@ -85,53 +85,104 @@ class _Hasher:
 
     hashlib releases the GIL while it hashes more than 2 KiB, so a helper thread hashes on the
     second core while the loop copies and decodes the next chunk: ingest time is about the
-    larger of the two, not their sum (sha256 and the copy run at about the same speed). Only
-    ``bytes`` chunks are handed over (immutable: the producer cannot change them meanwhile);
-    others, and everything while the stream is small (a thread costs more than it saves), are
-    hashed in the calling thread. A backlog over ``MAX_BACKLOG`` makes the loop yield until the
-    thread catches up, so held chunks stay bounded.
+    larger of the two, not their sum (sha256 and the copy run at about the same speed).
+
+    With a buffer that never moves (``fixed``: the announced size, preallocated), the thread
+    hashes it in place, as far as it is filled, in as large pieces as it can: the thread gets
+    the GIL back only when the loop lets go of it (every switch interval while the loop is
+    busy), so one ``update`` per chunk would leave it waiting most of the time. Else only
+    ``bytes`` chunks start the thread (immutable: the producer cannot change them meanwhile;
+    others are copied for it once it runs). A stream under ``THREAD_FROM`` bytes is hashed in
+    the calling thread (a thread costs more than it saves). A backlog over ``MAX_BACKLOG``
+    makes the loop yield until the thread catches up, so held chunks stay bounded.
     """
 
     THREAD_FROM: Final = 8 << 20
-    MAX_BACKLOG: Final = 8 << 20
+    MAX_BACKLOG: Final = 16 << 20
 
-    __slots__ = ("_consumed", "_done", "_hashed", "_queue", "_queued", "_sha", "_thread")
+    __slots__ = (
+        "_consumed",
+        "_done",
+        "_fixed",
+        "_hashed",
+        "_queue",
+        "_queued",
+        "_sha",
+        "_thread",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, fixed: bytes | bytearray | None = None, total: int | None = None) -> None:
         self._sha = hashlib.sha256()
         self._hashed = 0  # bytes hashed in the calling thread
-        self._queue: queue.SimpleQueue[bytes | None] | None = None
+        self._queue: queue.SimpleQueue[bytes | int | None] | None = None
         self._thread: threading.Thread | None = None
-        # Bytes queued (written by the calling thread only) and hashed by the thread (written by
-        # it only): each counter has one writer, so their difference is a safe backlog.
+        # Bytes handed over (written by the calling thread only) and hashed by the thread
+        # (written by it only): each counter has one writer, so their difference is a safe
+        # backlog.
         self._queued = 0
         self._consumed = 0
         self._done = threading.Event()
+        self._fixed: memoryview | None = None
+        if fixed is not None and total is not None and total >= self.THREAD_FROM:
+            self._fixed = memoryview(fixed)
+            self._start()
 
-    async def update(self, chunk: object, view: memoryview) -> None:
+    def _start(self) -> None:
+        self._queue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="asyncwasm-sha256", daemon=True)
+        self._thread.start()
+
+    async def update(self, chunk: object, view: memoryview, end: int) -> None:
+        """Hash ``view`` (the bytes of ``chunk``), now stored up to ``end``."""
         if self._queue is None:
             if self._hashed < self.THREAD_FROM or not isinstance(chunk, bytes):
                 self._sha.update(view)
                 self._hashed += view.nbytes
                 return
-            self._queue = queue.SimpleQueue()
-            self._thread = threading.Thread(target=self._run, name="asyncwasm-sha256", daemon=True)
-            self._thread.start()
-        elif not isinstance(chunk, bytes):
-            chunk = bytes(view)  # the producer may reuse its buffer before the thread gets to it
-        self._queued += len(chunk)
-        self._queue.put(chunk)
+            self._start()
+            assert self._queue is not None
+        if self._fixed is not None:
+            self._queue.put(end)  # the fixed buffer is final up to ``end``
+            self._queued = end
+        else:
+            if not isinstance(chunk, bytes):
+                chunk = bytes(view)  # the producer may reuse its buffer before the thread hashes
+            self._queued += len(chunk)
+            self._queue.put(chunk)
         # Polled: the condition is set by another thread, and an anyio.Event can only be set
         # from its loop (a thread hop per chunk would cost more than this rare wait).
         while self._queued - self._consumed > self.MAX_BACKLOG:  # noqa: ASYNC110
             await anyio.sleep(0.001)
 
     def _run(self) -> None:
-        assert self._queue is not None
+        work = self._queue
+        assert work is not None
         try:
-            while (chunk := self._queue.get()) is not None:
-                self._sha.update(chunk)
-                self._consumed += len(chunk)
+            if self._fixed is None:
+                while (chunk := work.get()) is not None:
+                    assert isinstance(chunk, bytes)
+                    self._sha.update(chunk)
+                    self._consumed += len(chunk)
+                return
+            hashed, more = 0, True
+            while more:
+                end = work.get()
+                while True:  # everything filled meanwhile, in one update
+                    if end is None:
+                        more = False
+                        break
+                    assert isinstance(end, int)
+                    try:
+                        following = work.get_nowait()
+                    except queue.Empty:
+                        break
+                    if following is None:
+                        more = False
+                        break
+                    end = following
+                if isinstance(end, int) and end > hashed:
+                    self._sha.update(self._fixed[hashed:end])
+                    hashed = self._consumed = end
         finally:
             self._done.set()
 
@@ -161,10 +212,12 @@ class _Assembler:
     not lower the peak). ``buffer`` is what the decoder reads; ``received`` counts the bytes
     stored."""
 
-    __slots__ = ("_view", "buffer", "received")
+    __slots__ = ("_view", "buffer", "fixed", "received")
 
     def __init__(self, total: int | None) -> None:
         preallocate = total is not None and total <= PREALLOCATE_LIMIT and total > 0
+        # Whether ``buffer`` is never resized or moved (readable while it fills, as it fills).
+        self.fixed = preallocate
         fresh = _fresh_bytes(total) if preallocate and total else None
         self.buffer: bytes | bytearray
         self._view: memoryview | None
@@ -236,7 +289,7 @@ async def _ingest(
     module's description. Closes the source on any early stop."""
     total = stream.total
     complete = False  # the source ended, at the announced size if there was one
-    hasher = _Hasher()
+    hasher: _Hasher | None = None
     try:
         if max_bytes is not None and total is not None and total > max_bytes:
             raise CompileError(
@@ -251,6 +304,7 @@ async def _ingest(
                 offset=MAX_MODULE_SIZE,
             )
         store = _Assembler(total)
+        hasher = _Hasher(store.buffer if store.fixed else None, total)
         # The decoder reads the assembler's buffer (one bytearray, grown in place): no copy.
         decoder = StreamingDecoder(store.buffer)
         chunks = stream.chunks
@@ -284,7 +338,7 @@ async def _ingest(
                     f"(at least {received + size} bytes received)"
                 )
             store.add(view)  # copied now: the producer may reuse its buffer
-            await hasher.update(chunk, view)
+            await hasher.update(chunk, view, store.received)
             if size <= DECODE_SLICE:
                 decoder.advance(size)
             else:
@@ -304,7 +358,8 @@ async def _ingest(
         info = decoder.finish()
         digest = await hasher.digest()
     except BaseException:
-        hasher.stop()
+        if hasher is not None:
+            hasher.stop()
         # Stopped early (or the bytes are bad): close the source, or release it if its body was
         # read whole. The error that stopped us is what the caller needs; a failure to close on
         # top of it is dropped.

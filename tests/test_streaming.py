@@ -704,8 +704,9 @@ def _hashers() -> list[threading.Thread]:
 
 
 @pytest.mark.usefixtures("hash_in_thread")
+@pytest.mark.parametrize("length", [False, True], ids=["no-length", "content-length"])
 @pytest.mark.parametrize("kind", ["bytes", "bytearray", "reused", "mixed"])
-async def test_large_streams_hash_beside_the_loop(kind: str) -> None:
+async def test_large_streams_hash_beside_the_loop(kind: str, length: bool) -> None:
     parts = chunked(BIG, 1000)
     reused = bytearray(1000)
 
@@ -720,20 +721,30 @@ async def test_large_streams_hash_beside_the_loop(kind: str) -> None:
                 yield bytearray(part)
 
     seen: list[int] = []
-    stream = await open_stream(chunks())
+    source: object = chunks()
+    if length:  # the announced size: the thread hashes the final buffer in place, as it fills
+        headers = {"Content-Length": str(len(BIG))}
+        source = FakeHttpxResponse(source, headers=headers)  # type: ignore[arg-type]
+    stream = await open_stream(source)
     store, digest, info = await _ingest(
         stream, None, lambda received, _: seen.append(len(_hashers()))
     )
     assert (store.take(), digest, info) == (BIG, hashlib.sha256(BIG).digest(), decode_module(BIG))
-    # Only bytes chunks (immutable) start the thread; once it runs, others are copied for it.
-    assert max(seen) == (1 if kind in ("bytes", "mixed") else 0)
+    # Only bytes chunks (immutable) start the thread, or a buffer that never moves; once it
+    # runs, other chunks are copied for it.
+    assert max(seen) == (1 if length or kind in ("bytes", "mixed") else 0)
     assert not _hashers()  # it ended with the stream
 
 
 @pytest.mark.usefixtures("hash_in_thread")
-async def test_a_stream_stopped_early_ends_its_hashing_thread() -> None:
+@pytest.mark.parametrize("length", [False, True], ids=["no-length", "content-length"])
+async def test_a_stream_stopped_early_ends_its_hashing_thread(length: bool) -> None:
     bad = BIG[: len(BIG) // 2] + b"\xff" * 1000  # the data section is cut: malformed
-    stream = await open_stream(agen(chunked(bad, 1000)))
+    source: object = agen(chunked(bad, 1000))
+    if length:
+        headers = {"Content-Length": str(len(bad))}
+        source = FakeHttpxResponse(source, headers=headers)  # type: ignore[arg-type]
+    stream = await open_stream(source)
     with pytest.raises(CompileError):
         await _ingest(stream, None, None)
     with anyio.fail_after(10):
