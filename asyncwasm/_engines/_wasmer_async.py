@@ -117,8 +117,9 @@ def _blocking_result(out: object) -> Sequence[EngineValue]:
     return out  # type: ignore[return-value]
 
 
-async def call_promising(call: Callable[[], tuple[EngineValue, ...]]) -> tuple[EngineValue, ...]:
-    """Run ``call`` (a plain engine call) as a promising call, driving its greenlet."""
+async def call_promising(call: Callable[..., Any], args: Sequence[EngineValue]) -> Any:
+    """Run ``call(*args)`` (a wasm call) as a promising call, driving its greenlet; what it
+    returns."""
     g = _PromisingGreenlet(call)
     value: Any = None
     error: BaseException | None = None
@@ -129,9 +130,9 @@ async def call_promising(call: Callable[[], tuple[EngineValue, ...]]) -> tuple[E
                 thrown, error = error, None
                 out = g.throw(thrown)
             else:
-                out = g.switch(value) if g else g.switch()
+                out = g.switch(value) if g else g.switch(*args)
             if g.dead:
-                return out  # type: ignore[no-any-return]
+                return out
             if not isinstance(out, _Suspend):  # pragma: no cover - nothing else switches here
                 raise RuntimeError("asyncwasm: unexpected switch out of a promising call")
             pending = out.awaitable
