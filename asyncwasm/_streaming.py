@@ -100,22 +100,12 @@ class _Hasher:
     THREAD_FROM: Final = 8 << 20
     MAX_BACKLOG: Final = 16 << 20
 
-    __slots__ = (
-        "_consumed",
-        "_done",
-        "_fixed",
-        "_hashed",
-        "_queue",
-        "_queued",
-        "_sha",
-        "_thread",
-    )
+    __slots__ = ("_consumed", "_done", "_fixed", "_hashed", "_queue", "_queued", "_sha")
 
     def __init__(self, fixed: bytes | bytearray | None = None, total: int | None = None) -> None:
         self._sha = hashlib.sha256()
         self._hashed = 0  # bytes hashed in the calling thread
         self._queue: queue.SimpleQueue[bytes | int | None] | None = None
-        self._thread: threading.Thread | None = None
         # Bytes handed over (written by the calling thread only) and hashed by the thread
         # (written by it only): each counter has one writer, so their difference is a safe
         # backlog.
@@ -129,8 +119,7 @@ class _Hasher:
 
     def _start(self) -> None:
         self._queue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="asyncwasm-sha256", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._run, name="asyncwasm-sha256", daemon=True).start()
 
     async def update(self, chunk: object, view: memoryview, end: int) -> None:
         """Hash ``view`` (the bytes of ``chunk``), now stored up to ``end``."""
@@ -158,31 +147,26 @@ class _Hasher:
         work = self._queue
         assert work is not None
         try:
-            if self._fixed is None:
-                while (chunk := work.get()) is not None:
+            finished = False
+            while not finished:
+                # Everything handed over meanwhile, at once: with a fixed buffer, one update.
+                batch = [work.get()]
+                while not work.empty():
+                    batch.append(work.get_nowait())
+                if batch[-1] is None:  # the last thing ever put (``digest``, ``stop``)
+                    finished = True
+                    batch.pop()
+                if self._fixed is not None:
+                    if batch:
+                        end = batch[-1]
+                        assert isinstance(end, int)
+                        self._sha.update(self._fixed[self._consumed : end])
+                        self._consumed = end
+                    continue
+                for chunk in batch:
                     assert isinstance(chunk, bytes)
                     self._sha.update(chunk)
                     self._consumed += len(chunk)
-                return
-            hashed, more = 0, True
-            while more:
-                end = work.get()
-                while True:  # everything filled meanwhile, in one update
-                    if end is None:
-                        more = False
-                        break
-                    assert isinstance(end, int)
-                    try:
-                        following = work.get_nowait()
-                    except queue.Empty:
-                        break
-                    if following is None:
-                        more = False
-                        break
-                    end = following
-                if isinstance(end, int) and end > hashed:
-                    self._sha.update(self._fixed[hashed:end])
-                    hashed = self._consumed = end
         finally:
             self._done.set()
 
