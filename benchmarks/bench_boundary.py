@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 
 from _common import Figure, driver_main
+from _leb128 import uleb128  # tests/ (on the path through _common)
 
 import asyncwasm
 
@@ -43,33 +44,21 @@ _KEEP: list[object] = []
 # -- the modules, assembled by hand (no wasm-tools needed) ------------------------------------
 
 
-def _leb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _section(sid: int, body: bytes) -> bytes:
-    return bytes([sid]) + _leb(len(body)) + body
+    return bytes([sid]) + uleb128(len(body)) + body
 
 
 def _vec(items: list[bytes]) -> bytes:
-    return _leb(len(items)) + b"".join(items)
+    return uleb128(len(items)) + b"".join(items)
 
 
 def _name(s: str) -> bytes:
-    return _leb(len(s)) + s.encode()
+    return uleb128(len(s)) + s.encode()
 
 
 def _code(locals_: bytes, body: bytes) -> bytes:
     f = locals_ + body
-    return _leb(len(f)) + f
+    return uleb128(len(f)) + f
 
 
 HEADER = b"\0asm\x01\0\0\0"
