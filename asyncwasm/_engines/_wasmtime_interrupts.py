@@ -258,8 +258,9 @@ class Interrupts:
         if self.state.slicing:
             TICKER.slicing()
             if self.depth == 1:
-                # The deadline a plain call left may be IDLE_DELTA ticks away, which at TICK
-                # intervals would make the first time slice that many ms long.
+                # Every slice ends one tick from its start: the deadline left by the store's
+                # last callback or plain call may be IDLE_DELTA ticks away (that many ms at
+                # TICK intervals) or long past (a slice of nothing).
                 ffi.wasmtime_context_set_epoch_deadline(ctx, 1)
         if not TICKER.recent:
             TICKER.touch()
