@@ -101,6 +101,7 @@ from ._base import (
     TagHandle,
 )
 from ._errors import ErrorMap, mapped
+from ._wasmer_init import INIT_EXPORT, defer_instantiation
 
 __all__ = ["WasmerEngine", "create_engine"]
 
@@ -338,16 +339,22 @@ class WasmerStore(StoreHandle):
 
 
 class WasmerModule(_Affine, ModuleHandle):
-    __slots__ = ("export_names", "import_names", "store")
+    """A compiled module. ``deferred``: compiled from bytes rewritten by ``_wasmer_init`` (its
+    instantiation finishes by calling the hidden init export)."""
 
-    def __init__(self, inner: Any, store: WasmerStore) -> None:
+    __slots__ = ("deferred", "export_names", "import_names", "store")
+
+    def __init__(self, inner: Any, store: WasmerStore, deferred: bool) -> None:
         super().__init__(inner)
         self.store = store
+        self.deferred = deferred
         with _G_OTHER:
             self.import_names: tuple[tuple[str, str], ...] = tuple(
                 (imp.module, imp.name) for imp in inner.imports
             )
-            self.export_names: tuple[str, ...] = tuple(exp.name for exp in inner.exports)
+            self.export_names: tuple[str, ...] = tuple(
+                exp.name for exp in inner.exports if not (deferred and exp.name == INIT_EXPORT)
+            )
 
 
 class WasmerInstance(_Affine, InstanceHandle):
@@ -527,12 +534,31 @@ def _has_tags(wasm: bytes) -> bool:
 # -- the engine -----------------------------------------------------------------------------
 
 
-def _fenced(wasm: bytes) -> bytes:
-    """The bytes wasmer compiles: every table the module defines gets a maximum of at most
-    ``MAX_TABLE_LENGTH`` (the JS API's limit), because wasm ``table.grow`` by 2**31 on a table
-    without one aborts the process ("memory allocation failed"). Declared types, as Python sees
-    them, come from asyncwasm's decoding of the original bytes and are unchanged."""
-    return cap_module(bytes(wasm), None, MAX_TABLE_LENGTH)
+def _fenced(wasm: bytes) -> tuple[bytes, bool]:
+    """The bytes wasmer compiles, and whether their instantiation was deferred.
+
+    * Every table the module defines gets a maximum of at most ``MAX_TABLE_LENGTH`` (the JS
+      API's limit), because wasm ``table.grow`` by 2**31 on a table without one aborts the
+      process ("memory allocation failed").
+    * A module whose failed instantiation could leave references to its freed instance behind
+      has its segments and start function moved into a hidden export (``_wasmer_init``).
+
+    Declared types, as Python sees them, come from asyncwasm's decoding of the original bytes
+    and are unchanged."""
+    wasm = cap_module(bytes(wasm), None, MAX_TABLE_LENGTH)
+    deferred = defer_instantiation(wasm)
+    if deferred is None:
+        return wasm, False
+    return deferred, True
+
+
+# Artifacts start with one byte saying whether the module's instantiation was deferred.
+_ARTIFACT_PLAIN: Final = b"\x00"
+_ARTIFACT_DEFERRED: Final = b"\x01"
+
+_FAILED_INSTANCES: Final[list[Any]] = []
+"""Instances whose deferred instantiation failed, kept for the rest of the process: what they
+wrote into imported tables, or handed on, must stay valid (see ``_wasmer_init``)."""
 
 
 class WasmerEngine(Engine):
@@ -573,6 +599,7 @@ class WasmerEngine(Engine):
                     str(wasmer.target.Triple.host()),
                     _cpu_fingerprint(),
                     "tables-capped",  # see _fenced
+                    "instantiation-deferred",
                 ]
             )
         return self._cache_key
@@ -597,34 +624,39 @@ class WasmerEngine(Engine):
 
     def compile(self, store: StoreHandle | None, wasm: bytes) -> WasmerModule:
         store = _store(store)
-        wasm = _fenced(wasm)
+        wasm, deferred = _fenced(wasm)
         if _has_tags(wasm):
             raise CompileError(_TAG_REFUSAL)
         with _G_COMPILE:
             inner = wasmer.Module(store.inner, wasm)
-        return WasmerModule(inner, store)
+        return WasmerModule(inner, store, deferred)
 
     def serialize(self, module: ModuleHandle) -> bytes:
         module = _affine(module, WasmerModule, "module")
         with _G_OTHER:
-            return bytes(module.inner.serialize())
+            native = bytes(module.inner.serialize())
+        return (_ARTIFACT_DEFERRED if module.deferred else _ARTIFACT_PLAIN) + native
 
     def deserialize(self, store: StoreHandle | None, artifact: bytes) -> WasmerModule:
         store = _store(store)
+        marker = artifact[:1]
+        if marker not in (_ARTIFACT_PLAIN, _ARTIFACT_DEFERRED):
+            raise CompileError("not a wasmer artifact of this asyncwasm version")
         with _G_DESERIALIZE:
-            inner = wasmer.Module.deserialize(store.inner, bytes(artifact))
-        return WasmerModule(inner, store)
+            inner = wasmer.Module.deserialize(store.inner, bytes(artifact[1:]))
+        return WasmerModule(inner, store, marker == _ARTIFACT_DEFERRED)
 
     @staticmethod
     def compile_artifact(wasm: bytes) -> bytes:
-        wasm = _fenced(wasm)
+        wasm, deferred = _fenced(wasm)
         if _has_tags(wasm):
             raise CompileError(_TAG_REFUSAL)
         store = _new_wasmer_store()
         with _G_COMPILE:
             module = wasmer.Module(store, wasm)
         with _G_OTHER:
-            return bytes(module.serialize())
+            native = bytes(module.serialize())
+        return (_ARTIFACT_DEFERRED if deferred else _ARTIFACT_PLAIN) + native
 
     # -- stores and instances ---------------------------------------------------------------
     def new_store(self, limits: Limits | None = None) -> WasmerStore:
@@ -666,6 +698,8 @@ class WasmerEngine(Engine):
         except BaseException as exc:
             _G_LINK.check(exc)
             raise
+        if module.deferred:
+            _finish_instantiation(inner, bool(names))
         # WasmerInstance(inner, store, module, imports) without its __init__ chain (issue 10).
         instance = WasmerInstance.__new__(WasmerInstance)
         instance.inner = inner
@@ -1017,6 +1051,19 @@ class WasmerEngine(Engine):
 
 
 _CALLERS: dict[tuple[int, bool], Callable[..., Callable[..., EngineValue]]] = {}
+
+
+def _finish_instantiation(inner: Any, imports: bool) -> None:
+    """Run a deferred module's segments and start function (see ``_wasmer_init``). When they
+    fail, an instance with imports is kept alive for good: it may have written its functions
+    into an imported table or handed them to host code."""
+    try:
+        getattr(inner.exports, INIT_EXPORT)()
+    except BaseException as exc:
+        if imports:
+            _FAILED_INSTANCES.append(inner)
+        _G_CALL.check(exc)  # a trap, as from instantiation; a host function's own exception
+        raise
 
 
 def _caller_factory(arity: int, several: bool) -> Callable[..., Callable[..., EngineValue]]:
