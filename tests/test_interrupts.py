@@ -132,9 +132,9 @@ def test_a_long_call_in_another_thread_keeps_the_ticker_running(engine: str) -> 
 def test_an_exception_out_of_a_prepared_call_leaves_the_store_usable(
     runtime: asyncwasm.Runtime,
 ) -> None:
-    """The prepared call path takes the store's lock by acquire/release (not ``with``): an
-    exception coming out of it, ``KeyboardInterrupt`` included, must leave the lock free, for
-    this thread and for another one."""
+    """The prepared call path counts itself on the store lock's fast path (not ``with``): an
+    exception coming out of it, ``KeyboardInterrupt`` included, must take the count back, so
+    that the store stays usable for this thread and another thread isn't kept waiting."""
     module = asyncwasm.Module(
         wat(
             '(module (import "env" "f" (func $f (param i32) (result i32)))'

@@ -65,6 +65,7 @@ from ._base import (
     WasmThrowable,
 )
 from ._errors import ErrorMap, map_exceptions, message_as
+from ._store_lock import StoreLock
 
 __all__ = ["WasmtimeEngine", "create_engine"]
 
@@ -292,8 +293,9 @@ class _Store(StoreHandle):
         self.generation = _fork.generation()  # made in the parent: refused in a forked child
         self.store = _async.GuardedStore(engine)
         self.aio: Any = None
-        # RLock: wasm -> host -> wasm re-entry happens on the same thread. Held by every call.
-        self.lock = threading.RLock()
+        # Re-entrant (wasm -> host -> wasm happens on the same thread), held by every call;
+        # nearly free for the thread that made the store (see _store_lock).
+        self.lock = StoreLock()
         self.interrupts = ticker.arm(self.store, self.lock)
         # The JS API's embedder limit on a table's length (asyncwasm#3): wasm's table.grow past
         # it gives -1, as in browsers. Using the limiter at all also caps instances, tables and
@@ -714,7 +716,7 @@ def _throw(store: _Store, ctx: Any, error: WasmThrowable, thrown: Thrown) -> int
 
 def _held(s: _Store) -> bool:
     """Whether this thread is inside a call on ``s`` (holds its lock)."""
-    return bool(s.lock._is_owned())  # type: ignore[attr-defined]
+    return s.lock._is_owned()
 
 
 def _after_throws(s: _Store) -> None:
@@ -918,33 +920,36 @@ def _call_source(type: FuncType, limited: bool) -> tuple[tuple[str, ...], tuple[
     setup = (
         f"{''.join(f'{x}, ' for x in slots)}= slots" if slots else "pass",
         "ctx = s.ctx_address",
-        "acquire, release, owned = s.lock.acquire, s.lock.release, s.lock._is_owned",
+        "lock = s.lock",
         "interrupts = s.interrupts",
         "pctx = s.ctx",
     )
-    # The store's lock by acquire/release, not ``with`` (half the cost). Where an exception
-    # comes out between the two (a signal handler may raise right after ``acquire`` returns),
-    # the lock is released if this thread holds it: ``acquire`` that raised took nothing, and
-    # one that returned took it (an RLock this thread already held is taken without waiting,
-    # so it can't raise there).
+    # The store lock's fast path (see _store_lock): open only on the store's home thread and
+    # while no other thread uses the store (nor JSPI, nor a fork: ``slow`` handles those).
+    # The count comes first in the ``try``: no call between it and the ``try``'s start, so no
+    # signal handler can raise after it and before the ``except`` that takes it back. If
+    # another thread closed the fast path just before the count, the call backs off.
     body = (
-        "if s.aio is not None:",
+        "if get_ident() != lock.fast:",
         f"    return slow({', '.join(args)})",
         "try:",
-        "    acquire()",
+        "    lock.depth += 1",
+        "    if lock.fast is None:",
+        "        raise Closed",
         *(
             f"    {slot}.{_RAW_FIELDS[t]} = {a}"
             for slot, a, t in zip(slots, args, type.params, strict=False)
         ),
         *(f"    {line}" for line in call),
         f"    r = {ret}",
-        "except BaseException:",
-        "    if owned():",
-        "        release()",
+        "except BaseException as exc:",
+        "    lock.depth -= 1",
+        "    if exc.__class__ is Closed:",
+        f"        return slow({', '.join(args)})",
         "    if s.thrown:",
         "        after_throws(s)",
         "    raise",
-        "release()",
+        "lock.depth -= 1",
         "if s.thrown:",
         "    after_throws(s)",
         "return r",
@@ -970,7 +975,13 @@ def _caller_factory(type: FuncType, limited: bool) -> Callable[..., Any]:
     return _CALLERS.setdefault((type, limited), factory)
 
 
+class _Closed(Exception):
+    """A prepared call found the store lock's fast path closed after counting itself."""
+
+
 _CALL_GLOBALS: Final[dict[str, Any]] = {
+    "get_ident": threading.get_ident,
+    "Closed": _Closed,
     "call": _call_unchecked,
     "fail_unchecked": None,  # set below its definition
     "after_throws": _after_throws,
@@ -1176,9 +1187,10 @@ class WasmtimeEngine(Engine):
             # Never deleted here: deleting a store with a suspended call aborts the process,
             # and its lock may be held by a thread that is gone.
             store.store.immortal = True
-            # The prepared callers (_caller_factory) check only ``aio`` on their fast path: a
-            # non-None value sends them to ``call``, which refuses the parent's store.
+            # The prepared callers (_caller_factory) take their fast path only while the store
+            # lock's is open: closed, they go to ``call``, which refuses the parent's store.
             store.aio = _FORKED
+            store.lock.close_fast_path()
 
     @property
     def version(self) -> str:

@@ -263,6 +263,7 @@ def enable(s: _Store) -> _AsyncState:
             # Time slicing: the epoch deadline callback yields at each tick (not fuel, which
             # would slow every wasmtime user down).
             s.interrupts.state.slicing = True
+            s.lock.close_fast_path()
             state = s.aio = _AsyncState()
     return state
 

@@ -77,15 +77,13 @@ class EpochTicker:
         _Arming.record_pending = staticmethod(record_pending)
 
     def arm(self, store: wasmtime.Store, lock: _Lock) -> Interrupts:
-        """Give a new store its deadline callback; ``lock`` is held by every call on the store
-        (the ticker tells a busy store by it)."""
+        """Give a new store its deadline callback; ``lock`` is the store's (the ticker tells a
+        busy store by it)."""
         return Interrupts(store, lock)
 
 
 class _Lock(Protocol):
-    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
-
-    def release(self) -> None: ...
+    def busy(self) -> bool: ...
 
 
 class _Ticker:
@@ -180,13 +178,11 @@ class _Ticker:
 
 
 def _busy() -> bool:
-    """Whether a call may be running on some store: its lock is held (by any thread)."""
+    """Whether a call may be running on some store (see ``StoreLock.busy``)."""
     for arming in list(_REGISTERED.values()):
         lock = arming.state.lock
-        if lock is not None:
-            if not lock.acquire(False):
-                return True
-            lock.release()
+        if lock is not None and lock.busy():
+            return True
     return False
 
 
