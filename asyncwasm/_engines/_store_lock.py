@@ -47,31 +47,29 @@ class StoreLock:
     ``with lock:`` takes it (any thread); the generated call paths use ``fast`` and ``depth``
     directly."""
 
-    __slots__ = ("_foreign", "_modes", "_open", "_rlock", "depth", "fast", "home")
+    __slots__ = ("_foreign", "_open", "depth", "fast", "home", "rlock")
 
     def __init__(self) -> None:
         self.home: int = _get_ident()
         self.fast: int | None = self.home
         self.depth = 0
         self._open = True  # False once the fast path is closed for good
-        self._rlock = threading.RLock()
-        self._modes: list[bool] = []  # per home-thread entry: whether it took the RLock
+        # Taken by every thread but the home one, and by the home one while the fast path is
+        # closed. Once it is closed for good, code on the home thread may take it directly.
+        self.rlock = threading.RLock()
         self._foreign = 0  # RLock entries held (by whichever thread holds it)
 
+    # On the home thread, an entry counts itself or takes the RLock, and every entry nested in
+    # it does the same (while counted, ``depth`` > 0 lets it in; while holding the RLock, the
+    # path is closed and ``depth`` stays 0): the exit can tell which from ``depth``.
     def __enter__(self) -> None:
-        if _get_ident() == self.home:
-            if self.fast is not None:
-                self.depth += 1
-                if not self._closed():  # Dekker: look again after counting
-                    self._modes.append(False)
-                    return
-                self.depth -= 1
-            if self.depth:  # inside a counted call of this thread: it has the store already
-                self.depth += 1
-                self._modes.append(False)
+        if self.fast == _get_ident():
+            self.depth += 1
+            if self.fast is not None:  # Dekker: look again after counting
                 return
-            self._take()
-            self._modes.append(True)
+            self.depth -= 1  # type: ignore[unreachable]  # another thread closed it meanwhile
+        if self.depth and _get_ident() == self.home:
+            self.depth += 1  # inside a counted call of this thread: it has the store already
             return
         self._take()
 
@@ -81,14 +79,14 @@ class StoreLock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if _get_ident() == self.home and not self._modes.pop():
+        if self.depth and _get_ident() == self.home:
             self.depth -= 1
-            return
-        self._give()
+        else:
+            self._give()
 
     def _take(self) -> None:
         """Take the RLock; close the fast path and wait for the home thread's counted calls."""
-        self._rlock.acquire()
+        self.rlock.acquire()
         self._foreign += 1
         self.fast = None
         try:
@@ -104,10 +102,7 @@ class StoreLock:
         self._foreign -= 1
         if not self._foreign and self._open:
             self.fast = self.home
-        self._rlock.release()
-
-    def _closed(self) -> bool:
-        return self.fast is None
+        self.rlock.release()
 
     def close_fast_path(self) -> None:
         """Close the fast path for good (hold the lock): from now on every entry is slow."""
@@ -118,13 +113,13 @@ class StoreLock:
         """Whether this thread is inside the store (in a counted call, or holding the RLock)."""
         if _get_ident() == self.home and self.depth:
             return True
-        return bool(self._rlock._is_owned())  # type: ignore[attr-defined]
+        return bool(self.rlock._is_owned())  # type: ignore[attr-defined]
 
     def busy(self) -> bool:
         """Whether some thread may be inside the store (for the epoch ticker)."""
         if self.depth:
             return True
-        if not self._rlock.acquire(False):
+        if not self.rlock.acquire(False):
             return True
-        self._rlock.release()
+        self.rlock.release()
         return False

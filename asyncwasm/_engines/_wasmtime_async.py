@@ -263,6 +263,7 @@ def enable(s: _Store) -> _AsyncState:
             # Time slicing: the epoch deadline callback yields at each tick (not fuel, which
             # would slow every wasmtime user down).
             s.interrupts.state.slicing = True
+            # From now on, code here takes the store lock's RLock directly (cheaper).
             s.lock.close_fast_path()
             state = s.aio = _AsyncState()
     return state
@@ -576,7 +577,7 @@ def call_sync(
 ) -> tuple[EngineValue, ...]:
     """``Engine.call`` on an async store."""
     state = enable(s)
-    with s.lock:
+    with s.lock.rlock:
         params, rooted = _params(s, type, args)
         try:
             call = _run_to_completion(s, state, _call_maker(s, func, type, params))
@@ -612,7 +613,7 @@ def instantiate_async(s: _Store, module: wasmtime.Module, imports: Sequence[Any]
     linker = ffi.wasmtime_linker_new(s.engine.ptr())
     try:
         seen: dict[tuple[bytes, bytes], Any] = {}
-        with s.lock:
+        with s.lock.rlock:
             for (mod, name), handle in zip(names, imports, strict=True):
                 if (mod, name) in seen:
                     if seen[(mod, name)] is not handle:
@@ -676,7 +677,7 @@ async def call_promising(
     call.task = me
     call.fresh = not nested
     calls, frames, tls = state.calls, state.frames, wt._tls
-    with s.lock:
+    with s.lock.rlock:
         params, rooted = _params(s, type, args)
         if nested:
             try:
@@ -708,7 +709,7 @@ async def call_promising(
                 await anyio.lowlevel.checkpoint()
             if call.state == _DONE:
                 break  # finished by a plain call that drove it on
-            with s.lock:
+            with s.lock.rlock:
                 frames.append(True)
                 tls.depth += 1
                 try:
@@ -718,11 +719,11 @@ async def call_promising(
                     tls.depth -= 1
             if done:
                 break
-        with s.lock:
+        with s.lock.rlock:
             _finish(call)
             return _results(s, params, type)
     finally:
-        with s.lock:
+        with s.lock.rlock:
             try:
                 if call.future is not None:
                     _delete_at(state, k)  # on cancellation too: safe, the store stays usable
@@ -1010,7 +1011,7 @@ def func_new_suspending(s: _Store, type: FuncType, start: SuspendingStart, block
             _SUSPENDING.pop(env, None)
             raise
         item = ffi.wasmtime_extern_t()
-        with s.lock:
+        with s.lock.rlock:
             if not ffi.wasmtime_linker_get(
                 linker, s.ctx, b"asyncwasm", 9, name, len(name), byref(item)
             ):
