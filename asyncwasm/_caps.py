@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["cap_module"]
+__all__ = ["cap_module", "uleb128"]
 
 _TABLE_SECTION: Final = 4
 _MEMORY_SECTION: Final = 5
@@ -44,7 +44,8 @@ def _u32(data: bytes, pos: int) -> tuple[int, int]:
             return result, pos
 
 
-def _leb(value: int) -> bytes:
+def uleb128(value: int) -> bytes:
+    """``value`` (>= 0) as an unsigned LEB128."""
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -67,7 +68,7 @@ def _capped_limits(data: bytes, pos: int, cap: int) -> tuple[bytes | None, int]:
         maximum, pos = _u32(data, pos)
     if minimum > cap or (maximum is not None and maximum <= cap):
         return None, pos
-    return b"\x01" + _leb(minimum) + _leb(cap), pos
+    return b"\x01" + uleb128(minimum) + uleb128(cap), pos
 
 
 class _Unsupported(Exception):
@@ -118,7 +119,7 @@ def cap_module(wasm: bytes, memory_pages: int | None, table_elements: int | None
             if cap is not None:
                 contents = _rewrite(wasm[body:end], section, cap)
                 if contents is not None:
-                    pieces += (wasm[copied:pos], bytes([section]), _leb(len(contents)), contents)
+                    pieces += (wasm[copied:pos], bytes([section]), uleb128(len(contents)), contents)
                     copied = end
             pos = end
     except (_Malformed, _Unsupported, IndexError):

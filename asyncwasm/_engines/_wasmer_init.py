@@ -30,7 +30,10 @@ bytes unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
+
+from .._caps import uleb128
 
 __all__ = ["INIT_EXPORT", "defer_instantiation"]
 
@@ -136,18 +139,6 @@ class _Reader:
                 raise _Unsupported
 
 
-def _leb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 def _sleb(value: int) -> bytes:
     out = bytearray()
     while True:
@@ -219,12 +210,12 @@ def _rewrite(wasm: bytes) -> bytes | None:
             else:
                 raise _Unsupported
 
-    elems, elem_body = _element_segments(bodies.get(_ELEM))
+    elems, elem_body = _made_passive(bodies.get(_ELEM), _element_segment)
     start = _Reader(bodies[_START]).leb() if _START in bodies else None
     into_imported = any(e.target < imported_tables for e in elems)
     if not into_imported and not (start is not None and imports):
         return None
-    datas, data_body = _data_segments(bodies.get(_DATA))
+    datas, data_body = _made_passive(bodies.get(_DATA), _data_segment)
 
     type_body = bodies.get(_TYPE, b"\x00")
     r = _Reader(type_body)
@@ -251,23 +242,23 @@ def _rewrite(wasm: bytes) -> bytes | None:
     code = bytearray()
     for e in elems:
         code += e.offset + b"\x41\x00\x41" + _sleb(e.length)
-        code += b"\xfc\x0c" + _leb(e.index) + _leb(e.target)  # table.init
-        code += b"\xfc\x0d" + _leb(e.index)  # elem.drop
+        code += b"\xfc\x0c" + uleb128(e.index) + uleb128(e.target)  # table.init
+        code += b"\xfc\x0d" + uleb128(e.index)  # elem.drop
     for d in datas:
         code += d.offset + b"\x41\x00\x41" + _sleb(d.length)
-        code += b"\xfc\x08" + _leb(d.index) + _leb(d.target)  # memory.init
-        code += b"\xfc\x09" + _leb(d.index)  # data.drop
+        code += b"\xfc\x08" + uleb128(d.index) + uleb128(d.target)  # memory.init
+        code += b"\xfc\x09" + uleb128(d.index)  # data.drop
     if start is not None:
-        code += b"\x10" + _leb(start)  # call
+        code += b"\x10" + uleb128(start)  # call
     body = b"\x00" + bytes(code) + b"\x0b"  # no locals
     init_func = imported_funcs + func_count
     replaced: dict[int, bytes | None] = {
         _TYPE: _append(type_body, b"\x60\x00\x00"),
-        _FUNCTION: _append(function_body, _leb(type_count)),
+        _FUNCTION: _append(function_body, uleb128(type_count)),
         _EXPORT: _append(
-            export_body, _leb(len(_INIT_NAME)) + _INIT_NAME + b"\x00" + _leb(init_func)
+            export_body, uleb128(len(_INIT_NAME)) + _INIT_NAME + b"\x00" + uleb128(init_func)
         ),
-        _CODE: _append(code_body, _leb(len(body)) + body),
+        _CODE: _append(code_body, uleb128(len(body)) + body),
         _START: None,
     }
     if elem_body is not None:
@@ -275,7 +266,7 @@ def _rewrite(wasm: bytes) -> bytes | None:
     if data_body is not None:
         replaced[_DATA] = data_body
         if _DATACOUNT not in bodies:
-            replaced[_DATACOUNT] = _leb(_Reader(data_body).leb())
+            replaced[_DATACOUNT] = uleb128(_Reader(data_body).leb())
     return _assemble(wasm[:8], sections, replaced)
 
 
@@ -286,49 +277,37 @@ def _append(body: bytes, item: bytes) -> bytes:
     """A vector section's contents with one more item."""
     r = _Reader(body)
     count = r.leb()
-    return _leb(count + 1) + body[r.pos :] + item
+    return uleb128(count + 1) + body[r.pos :] + item
 
 
-def _element_segments(body: bytes | None) -> tuple[list[_Init], bytes | None]:
-    """The active element segments, and the section with them made passive (``None`` when
-    there were none)."""
+def _made_passive(
+    body: bytes | None, segment: Callable[[_Reader, int], tuple[bytes, _Init | None]]
+) -> tuple[list[_Init], bytes | None]:
+    """The active segments of an element or data section, and the section with them made
+    passive (``None`` when there were none). ``segment(r, index)`` reads one segment at ``r``:
+    its new encoding, and what the init function must do for it when it was active."""
     if body is None:
         return [], None
     r = _Reader(body)
     count = r.leb()
-    out = bytearray(_leb(count))
+    out = bytearray(uleb128(count))
     active: list[_Init] = []
     for index in range(count):
-        start = r.pos
-        flags = r.leb()
-        if flags > 7:
-            raise _Unsupported
-        if not flags & 0x01:  # active: 0, 2, 4, 6
-            table = r.leb() if flags & 0x02 else 0
-            offset = r.const_expr()
-            if flags & 0x04:  # expressions
-                kind = b"\x70"
-                if flags & 0x02:
-                    kind_at = r.pos
-                    r.reftype()
-                    kind = r.data[kind_at : r.pos]
-                items_at = r.pos
-                length = r.leb()
-                for _ in range(length):
-                    r.const_expr()
-                out += b"\x05" + kind + r.data[items_at : r.pos]
-            else:  # function indices
-                kind = b"\x00"
-                if flags & 0x02 and r.byte() != 0x00:  # elemkind: funcref only
-                    raise _Unsupported
-                items_at = r.pos
-                length = r.leb()
-                for _ in range(length):
-                    r.leb()
-                out += b"\x01" + kind + r.data[items_at : r.pos]
-            active.append(_Init(index, table, offset, length))
-            continue
-        # passive (1, 5) or declarative (3, 7): copied as they are
+        encoded, init = segment(r, index)
+        out += encoded
+        if init is not None:
+            active.append(init)
+    if r.pos != len(body):
+        raise _Unsupported
+    return active, (bytes(out) if active else None)
+
+
+def _element_segment(r: _Reader, index: int) -> tuple[bytes, _Init | None]:
+    start = r.pos
+    flags = r.leb()
+    if flags > 7:
+        raise _Unsupported
+    if flags & 0x01:  # passive (1, 5) or declarative (3, 7): copied as they are
         if flags & 0x04:
             r.reftype()
             for _ in range(r.leb()):
@@ -337,40 +316,45 @@ def _element_segments(body: bytes | None) -> tuple[list[_Init], bytes | None]:
             r.byte()
             for _ in range(r.leb()):
                 r.leb()
-        out += r.data[start : r.pos]
-    if r.pos != len(body):
-        raise _Unsupported
-    return active, (bytes(out) if active else None)
-
-
-def _data_segments(body: bytes | None) -> tuple[list[_Init], bytes | None]:
-    """The active data segments, and the section with them made passive (``None`` when there
-    were none)."""
-    if body is None:
-        return [], None
-    r = _Reader(body)
-    count = r.leb()
-    out = bytearray(_leb(count))
-    active: list[_Init] = []
-    for index in range(count):
-        start = r.pos
-        flags = r.leb()
-        if flags == 1:
-            r.skip(r.leb())
-            out += r.data[start : r.pos]
-            continue
-        if flags not in (0, 2):
-            raise _Unsupported
-        memory = r.leb() if flags == 2 else 0
-        offset = r.const_expr()
-        bytes_at = r.pos
+        return r.data[start : r.pos], None
+    table = r.leb() if flags & 0x02 else 0
+    offset = r.const_expr()
+    if flags & 0x04:  # expressions
+        kind = b"\x70"
+        if flags & 0x02:
+            kind_at = r.pos
+            r.reftype()
+            kind = r.data[kind_at : r.pos]
+        items_at = r.pos
         length = r.leb()
-        r.skip(length)
-        out += b"\x01" + r.data[bytes_at : r.pos]
-        active.append(_Init(index, memory, offset, length))
-    if r.pos != len(body):
+        for _ in range(length):
+            r.const_expr()
+        encoded = b"\x05" + kind + r.data[items_at : r.pos]
+    else:  # function indices
+        if flags & 0x02 and r.byte() != 0x00:  # elemkind: funcref only
+            raise _Unsupported
+        items_at = r.pos
+        length = r.leb()
+        for _ in range(length):
+            r.leb()
+        encoded = b"\x01\x00" + r.data[items_at : r.pos]
+    return encoded, _Init(index, table, offset, length)
+
+
+def _data_segment(r: _Reader, index: int) -> tuple[bytes, _Init | None]:
+    start = r.pos
+    flags = r.leb()
+    if flags == 1:  # passive: copied as it is
+        r.skip(r.leb())
+        return r.data[start : r.pos], None
+    if flags not in (0, 2):
         raise _Unsupported
-    return active, (bytes(out) if active else None)
+    memory = r.leb() if flags == 2 else 0
+    offset = r.const_expr()
+    bytes_at = r.pos
+    length = r.leb()
+    r.skip(length)
+    return b"\x01" + r.data[bytes_at : r.pos], _Init(index, memory, offset, length)
 
 
 def _assemble(
@@ -386,7 +370,7 @@ def _assemble(
 
     def emit(sid: int, body: bytes) -> None:
         out.append(sid)
-        out.extend(_leb(len(body)))
+        out.extend(uleb128(len(body)))
         out.extend(body)
 
     for sid, body in sections:
