@@ -106,7 +106,7 @@ bench: install
 # Both engines import under CPython 3.10, so one run there gives the whole table
 # (docs/conformance.md); each script runs in a worker process of its own engine.
 conformance: install
-	PATH="$(CURDIR)/$(WASMTIME_ENV)/bin:$$PATH" $(WASMER_ENV)/bin/python tools/conformance.py --engine wasmer --engine wasmtime
+	PATH="$(CURDIR)/$(WASMTIME_ENV)/bin:$$PATH" $(WASMER_ENV)/bin/python tools/conformance.py --engine wasmer --engine wasmtime --docs docs/conformance.md
 	-PATH="$(CURDIR)/$(WASMTIME_ENV)/bin:$$PATH" ASYNCWASM_ENGINE=wasmer ASYNCWASM_TEST_ENGINES=wasmer \
 	  $(WASMER_ENV)/bin/python -m pytest tests/jsapi -q -m "not limits" --junit-xml=.cache/jsapi-wasmer.xml
 	-ASYNCWASM_ENGINE=wasmtime ASYNCWASM_TEST_ENGINES=wasmtime \
