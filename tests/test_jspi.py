@@ -320,6 +320,38 @@ async def test_fail_after_while_suspended(module: Module) -> None:
     assert inst.exports.add1(1) == 2
 
 
+async def test_limits_timeout_stops_a_call_suspended_past_it(engine: str) -> None:
+    """Time suspended at an import counts toward ``Limits.timeout``, and the call stops at the
+    deadline (not when the import's coroutine would have returned, 60 s later): the coroutine
+    is cancelled, the call raises the timeout trap, the instance stays usable."""
+    limits = asyncwasm.Limits(timeout=0.2)
+    try:
+        runtime = asyncwasm.Runtime(engine, limits=limits)
+    except asyncwasm.NotSupportedError:
+        pytest.skip(f"{engine} has no timeouts")
+    cancelled: list[BaseException] = []
+
+    async def slow(x: int) -> int:
+        try:
+            await anyio.sleep(x)
+        except BaseException as error:
+            cancelled.append(error)
+            raise
+        return x
+
+    async with runtime:
+        module = await runtime.compile(wat(MODULE))
+        imports = {"env": {"f": Suspending(slow), "g": lambda x: x}}
+        inst = await runtime.instantiate(module, imports)
+        run = promising(inst.exports.run)
+        with anyio.fail_after(30):  # without the stop, the call would take 60 s
+            with pytest.raises(asyncwasm.RuntimeError) as caught:
+                await run(60)
+        assert caught.value.trap == "timeout"
+        assert len(cancelled) == 1
+        assert await run(0) == 1  # usable, with a fresh deadline
+
+
 async def test_cancel_while_spinning(runtime: asyncwasm.Runtime, module: Module) -> None:
     if not runtime.features.preemption:
         pytest.skip(f"{runtime.engine} cannot interrupt running wasm")

@@ -805,9 +805,7 @@ def _fail(store: _Store, err: Any, trap: Any, default: Callable[[str], BaseExcep
     state = store.interrupts.state
     if state.timed_out:
         state.timed_out = False
-        raise exc.RuntimeError(
-            f"the wasm call ran past its timeout of {store.interrupts.timeout} s", trap="timeout"
-        )
+        raise _timeout_error(store)
     if trap_obj is not None:
         if trap_obj.trap_code is None and ffi.wasmtime_context_has_exception(store.ctx):
             _raise_uncaught(store, trap_obj)
@@ -818,6 +816,13 @@ def _fail(store: _Store, err: Any, trap: Any, default: Callable[[str], BaseExcep
             raise exc.RangeError(message) from error_obj
         raise default(message) from error_obj
     raise exc.PythonRuntimeError("wasmtime reported a failure without an error")
+
+
+def _timeout_error(store: _Store) -> exc.RuntimeError:
+    """What a call that ran past ``Limits.timeout`` raises."""
+    return exc.RuntimeError(
+        f"the wasm call ran past its timeout of {store.interrupts.timeout} s", trap="timeout"
+    )
 
 
 def _raise_uncaught(store: _Store, trap: wasmtime.Trap) -> None:

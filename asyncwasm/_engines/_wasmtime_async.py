@@ -68,8 +68,10 @@ import contextlib
 import ctypes
 import inspect
 import itertools
+import math
 import struct
 import sys
+import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -697,7 +699,7 @@ async def call_promising(
                 awaitable, pending.awaitable = pending.awaitable, None
                 if awaitable is not None:
                     try:
-                        pending.results = await awaitable
+                        pending.results = await _within_timeout(s, awaitable)
                     except Exception as error:
                         pending.error = error
             elif call.state == _AT_YIELD:
@@ -741,6 +743,20 @@ async def call_promising(
                     wt._clear_thrown()
         if not calls and state.waiters:
             state.waiters.popleft().set()
+
+
+async def _within_timeout(s: _Store, awaitable: Awaitable[Any]) -> Any:
+    """``await awaitable``; on a store with ``Limits.timeout``, only until the call's deadline:
+    past it, the awaitable is cancelled and the import fails into wasm with the timeout error
+    (time suspended counts toward the timeout, and the call stops then, not when it resumes)."""
+    deadline = s.interrupts.state.deadline
+    if s.interrupts.timeout is None or deadline == math.inf:
+        return await awaitable
+    with anyio.move_on_after(deadline - time.monotonic()) as scope:
+        return await awaitable
+    if scope.cancelled_caught:
+        raise wt._timeout_error(s)
+    return None  # pragma: no cover - the body returned or raised
 
 
 def _task_id() -> int:
