@@ -699,7 +699,10 @@ async def call_promising(
                 awaitable, pending.awaitable = pending.awaitable, None
                 if awaitable is not None:
                     try:
-                        pending.results = await _within_timeout(s, awaitable)
+                        if s.interrupts.timeout is None:
+                            pending.results = await awaitable
+                        else:
+                            pending.results = await _within_timeout(s, awaitable)
                     except Exception as error:
                         pending.error = error
             elif call.state == _AT_YIELD:
@@ -750,7 +753,7 @@ async def _within_timeout(s: _Store, awaitable: Awaitable[Any]) -> Any:
     past it, the awaitable is cancelled and the import fails into wasm with the timeout error
     (time suspended counts toward the timeout, and the call stops then, not when it resumes)."""
     deadline = s.interrupts.state.deadline
-    if s.interrupts.timeout is None or deadline == math.inf:
+    if deadline == math.inf:
         return await awaitable
     with anyio.move_on_after(deadline - time.monotonic()) as scope:
         return await awaitable
