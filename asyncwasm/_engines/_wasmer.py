@@ -774,9 +774,16 @@ class WasmerEngine(Engine):
     def call_promising(
         self, store: StoreHandle, func: FuncHandle, type: FuncType, args: Sequence[EngineValue]
     ) -> Coroutine[Any, Any, tuple[EngineValue, ...]]:
-        # Not a coroutine of its own (one layer less per call): ``call`` itself runs in the
-        # promising call's greenlet, which the returned coroutine drives.
-        return _async.call_promising(self.call, (store, func, type, args))
+        # ``call``'s checks made here; the worker greenlet makes just the wasm call, and the
+        # returned awaitable (not a coroutine of its own: one layer less) shapes the results.
+        if func.__class__ is not WasmerFunc or _get_ident() != func._thread:
+            func = _affine(func, WasmerFunc, "function")
+        if type not in _CHECKED_FUNC_TYPES:
+            _check_value_types(type.params)
+            _check_value_types(type.results)
+            _CHECKED_FUNC_TYPES.add(type)
+        awaitable = _async.call_promising(func.inner, args, len(type.results), _G_CALL.check)
+        return awaitable  # type: ignore[no-any-return]
 
     def _func_new(
         self,
