@@ -154,16 +154,11 @@ def _drive(
     return () if nresults == 0 else tuple(payload)
 
 
-def call_promising(
-    call: Callable[..., Any],
-    args: Sequence[Any],
-    nresults: int,
-    check: Callable[[BaseException], None],
-) -> Any:
-    """An awaitable running ``call(*args)`` (a wasm function with ``nresults`` results) as a
-    promising call in a worker greenlet: it returns the results as a tuple, or raises what the
-    call raised after ``check`` (which raises the exception to report instead, if any)."""
-    return _drive(call, args, nresults, check)
+call_promising: Final = _drive
+"""``call_promising(call, args, nresults, check)``: an awaitable running ``call(*args)`` (a wasm
+function with ``nresults`` results) as a promising call in a worker greenlet. It returns the
+results as a tuple, or raises what the call raised after ``check(exc)`` (which raises the
+exception to report instead, if any)."""
 
 
 def plain_host(fn: Callable[..., Any]) -> Callable[..., Any]:
