@@ -194,7 +194,10 @@ def suspending_host(
         g.blocked += 1
         try:
             out = start(*args)
-            if _awaitable(out):
+            cls = out.__class__
+            if cls is tuple or cls is list:  # the results, at once (checked first: the usual case)
+                return out  # type: ignore[return-value,unused-ignore]
+            if getattr(cls, "__await__", None) is not None or inspect.isawaitable(out):
                 return _await(g, out)
             return out  # type: ignore[return-value,unused-ignore]
         finally:
@@ -207,12 +210,13 @@ def _await(g: _PromisingGreenlet, awaitable: Any) -> Sequence[EngineValue]:
     """``await awaitable`` in the worker ``g``: step it here, suspending the wasm call (switching
     to the driver) at each value it yields to the event loop. As ``yield from`` does."""
     it = awaitable.__await__()
-    send = getattr(it, "send", None)
+    send = getattr(it, "send", None) or _sender(it)
+    switch = g.parent.switch  # the driver's greenlet, fixed for the call
     try:
-        yielded = next(it) if send is None else send(None)
+        yielded = send(None)
         while True:
             try:
-                sent = g.parent.switch(_YIELD, yielded)
+                sent = switch(_YIELD, yielded)
             except GeneratorExit:
                 close = getattr(it, "close", None)
                 if close is not None:
@@ -224,19 +228,21 @@ def _await(g: _PromisingGreenlet, awaitable: Any) -> Sequence[EngineValue]:
                     raise
                 yielded = throw(exc)
             else:
-                yielded = next(it) if send is None or sent is None else send(sent)
+                yielded = send(sent)
     except StopIteration as stop:
         result: Sequence[EngineValue] = stop.value
         return result
 
 
-def _awaitable(out: object) -> bool:
-    """``inspect.isawaitable``, quicker for the usual results (a list or tuple of values) and
-    for awaitables of a class with ``__await__`` (what the ABC check would find)."""
-    cls = out.__class__
-    if cls is list or cls is tuple:
-        return False
-    return getattr(cls, "__await__", None) is not None or inspect.isawaitable(out)
+def _sender(it: Any) -> Callable[[Any], Any]:
+    """``send`` for an iterator without one: ``next`` when sent ``None``, as ``yield from``."""
+
+    def send(value: Any) -> Any:
+        if value is None:
+            return next(it)
+        return it.send(value)  # AttributeError, as from ``yield from``
+
+    return send
 
 
 def _blocking_result(out: object) -> Sequence[EngineValue]:
