@@ -403,3 +403,20 @@ async def test_wasmer_workers_are_reused_clean(runtime: asyncwasm.Runtime, modul
             gate.set()
     assert len(_wasmer_async._idle.workers) == _wasmer_async._MAX_IDLE
     assert await worker_of_next_call() in ran_in[-count - 1 : -1]
+
+
+async def test_deeply_nested_promising_calls(module: Module) -> None:
+    """Promising calls nested 40 deep (each import's coroutine making the next call), each
+    suspending: the recursion limit is not exhausted by the nesting itself."""
+    holder: dict[str, Instance] = {}
+
+    async def f(x: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        if x == 0:
+            return 0
+        inner: int = await promising(holder["inst"].exports.run)(x - 1)
+        return inner
+
+    inst = make(module, Suspending(f))
+    holder["inst"] = inst
+    assert await promising(inst.exports.run)(40) == 41

@@ -80,8 +80,8 @@ _MESSAGE: Final = (
 )
 
 
-_PADDING: Final = 64
-"""Python frames a new worker is started below the first caller's stack (see ``_below``)."""
+_PADDING: Final = 32
+"""Python frames a new worker is started below its first caller's stack (see ``_below``)."""
 
 
 def _below(depth: int, switch: Callable[..., Any], *args: Any) -> Any:
@@ -92,7 +92,9 @@ def _below(depth: int, switch: Callable[..., Any], *args: Any) -> Any:
     calls awaited at different depths: started this far below its first caller, a later caller
     up to that much deeper shares no stack with it, and a switch copies none of the caller's
     stack (started level with its first caller, each switch from a caller 50 frames deeper
-    copied enough to triple the cost of a round trip).
+    copied enough to triple the cost of a round trip). The price: code the worker runs (the
+    wasm call's host functions) has this many frames less of the recursion limit, which a
+    greenlet inherits from where it starts.
     """
     if depth:
         return _below(depth - 1, switch, *args)
@@ -134,7 +136,12 @@ def _drive(
     else:
         worker = _PromisingGreenlet(_work)
         worker.gr_context = here.gr_context
-        kind, payload = _below(_PADDING, worker.switch, call, args)
+        if here.__class__ is _PromisingGreenlet:
+            # Nested (an import's coroutine making a promising call): already below every
+            # top-level caller, and padding each level would eat the recursion limit.
+            kind, payload = worker.switch(call, args)
+        else:
+            kind, payload = _below(_PADDING, worker.switch, call, args)
     while kind == _YIELD:
         # Suspended: yield to the loop what the awaitable yielded, hand back what it answers.
         try:
