@@ -153,7 +153,7 @@ async def test_a_coroutine_may_not_suspend_through_a_plain_call(module: Module) 
     assert await promising(inst.exports.run)(2) == 21
 
 
-async def test_closed_while_suspended(module: Module) -> None:
+async def test_closed_while_suspended(runtime: asyncwasm.Runtime, module: Module) -> None:
     """The call's coroutine closed while suspended (never resumed): the import's coroutine is
     closed (its ``finally`` runs), and the instance stays usable."""
     events: list[str] = []
@@ -168,9 +168,15 @@ async def test_closed_while_suspended(module: Module) -> None:
 
     inst = make(module, Suspending(f))
     call = promising(inst.exports.run)(1)
-    assert call.send(None) is marker
+    yielded = call.send(None)
     call.close()
-    assert events == ["closed"]
+    if yielded is marker:
+        assert events == ["closed"]
+    else:
+        # A time slice's yield to the loop came first (engines with preemption, under load):
+        # closed there, before the import ran.
+        assert runtime.features.preemption
+        assert events == []
     inst2 = make(module, Suspending(later))
     await _healthy(inst2)
     assert inst.exports.add1(1) == 2
@@ -388,7 +394,7 @@ async def test_wasmer_workers_are_reused_clean(runtime: asyncwasm.Runtime, modul
     assert ran_in[-1] is worker
     assert await worker_of_next_call() is worker
     call = promising(inst.exports.run)(1)
-    assert call.send(None) is marker
+    assert call.send(None) is marker  # no time slicing on wasmer
     call.close()
     assert ran_in[-1] is worker
     assert await worker_of_next_call() is worker
