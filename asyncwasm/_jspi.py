@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
-from types import GeneratorType
+from types import CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any
 
 from ._context import StoreCell, StoreContext, StoreObject, cell_of, context_of, handle_of
@@ -97,7 +97,17 @@ class _CallPath:
     """What every promising call of one function needs, worked out (and checked) once, in the
     order a call checks: the argument count, then the signature's value types."""
 
-    __slots__ = ("cell", "context", "func", "handle", "nparams", "params", "results", "type")
+    __slots__ = (
+        "call_promising",
+        "cell",
+        "context",
+        "func",
+        "handle",
+        "nparams",
+        "params",
+        "results",
+        "type",
+    )
 
     def __init__(self, func: Function, nargs: int) -> None:
         t = func.type
@@ -113,6 +123,7 @@ class _CallPath:
         self.type = t
         self.nparams = len(t.params)
         self.context = context
+        self.call_promising = context.engine.call_promising
         self.cell = cell_of(func)
         self.handle = handle_of(func, FuncHandle)
         # Per parameter: a test true when to_engine_value would return the value unchanged.
@@ -136,9 +147,7 @@ def _canonical_test(t: ValType) -> Callable[[object], bool] | None:
 
 async def _run(path: _CallPath, values: Sequence[object]) -> Any:
     try:
-        results = await path.context.engine.call_promising(
-            path.cell.handle, path.handle, path.type, values
-        )
+        results = await path.call_promising(path.cell.handle, path.handle, path.type, values)
     except UncaughtWasmException as exc:
         raise exception_from_engine(path.context, path.cell, exc) from None
     converters = path.results
@@ -189,30 +198,36 @@ def suspending_function_handle(
     """The engine function for a ``Suspending`` import of type ``t``."""
     fn = suspending._fn
     converters = tuple(from_engine_converter(p, context) for p in t.params)
+    nparams = len(converters)
+    # Worked out once, not per call: whether every argument crosses as it is, and the test
+    # that a single result is already an engine value (an int in range, a float: see
+    # ``CANONICAL_TESTS``), to be passed as it is.
+    unchanged = all(convert is None for convert in converters)
+    test = _canonical_test(t.results[0]) if len(t.results) == 1 else None
 
-    def start(*engine_args: object) -> Sequence[object] | Awaitable[Sequence[object]]:
-        if len(engine_args) != len(converters):
-            raise TypeError(f"expected {len(converters)} arguments, got {len(engine_args)}")
-        args = [
-            a if convert is None else convert(a)
-            for a, convert in zip(engine_args, converters, strict=True)
-        ]
-        result = fn(*args)
-        if result.__class__ is not int and inspect.isawaitable(result):
-            return _Finishing(result, t, context)
-        return _results(result, t, context)
-
-    return context.engine.func_new_suspending(cell.handle, t, start, blocking=suspending._blocking)
-
-
-def _results(result: object, t: FuncType, context: StoreContext) -> Sequence[object]:
-    """``results_to_engine``, with a single result that is already an engine value (an int in
-    range, a float: see ``CANONICAL_TESTS``) passed as it is."""
-    if len(t.results) == 1:
-        test = _canonical_test(t.results[0])
+    def results(result: object) -> Sequence[object]:
         if test is not None and test(result):
             return (result,)
-    return results_to_engine(result, t, context)
+        return results_to_engine(result, t, context)
+
+    def start(*engine_args: object) -> Sequence[object] | Awaitable[Sequence[object]]:
+        if len(engine_args) != nparams:
+            raise TypeError(f"expected {nparams} arguments, got {len(engine_args)}")
+        if unchanged:
+            result = fn(*engine_args)
+        else:
+            result = fn(
+                *[
+                    a if convert is None else convert(a)
+                    for a, convert in zip(engine_args, converters, strict=True)
+                ]
+            )
+        cls = result.__class__
+        if cls is CoroutineType or (cls is not int and inspect.isawaitable(result)):
+            return _Finishing(result, results)
+        return results(result)
+
+    return context.engine.func_new_suspending(cell.handle, t, start, blocking=suspending._blocking)
 
 
 class _Finishing:
@@ -220,12 +235,11 @@ class _Finishing:
     converted. Closing it (never awaited: cancelled, or refused outside a promising call)
     closes ``fn``'s awaitable, so that no coroutine is left "never awaited"."""
 
-    __slots__ = ("_awaitable", "_context", "_type")
+    __slots__ = ("_awaitable", "_results")
 
-    def __init__(self, awaitable: Awaitable[object], t: FuncType, context: StoreContext) -> None:
+    def __init__(self, awaitable: object, results: Callable[[object], Sequence[object]]) -> None:
         self._awaitable = awaitable
-        self._type = t
-        self._context = context
+        self._results = results
 
     def __await__(self) -> Generator[Any, Any, Sequence[object]]:
         # Delegates to ``fn``'s awaitable directly (no coroutine of our own in between).
@@ -234,7 +248,7 @@ class _Finishing:
             result = yield from awaitable
         else:
             result = yield from awaitable.__await__()
-        return _results(result, self._type, self._context)
+        return self._results(result)
 
     def close(self) -> None:
         close_awaitable(self._awaitable)

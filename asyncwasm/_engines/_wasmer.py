@@ -260,6 +260,7 @@ _G_COMPILE: Final = _Guard("compile")
 _G_DESERIALIZE: Final = _Guard("deserialize")
 _G_LINK: Final = _Guard("link")
 _G_CALL: Final = _Guard("call")
+_CHECK_CALL: Final = _G_CALL.check
 _G_MEMORY: Final = _Guard("memory")
 _G_GLOBAL: Final = _Guard("global")
 _G_TABLE: Final = _Guard("table")
@@ -435,6 +436,8 @@ def _affine(handle: object, cls: type[_A], what: str) -> _A:
 
 _CHECKED_FUNC_TYPES: set[FuncType] = set()
 """Function types whose value types all cross the boundary (only ever added to)."""
+_LAST_PROMISING_TYPE: list[FuncType | None] = [None]
+"""The type of the last promising call (a type's hash costs more than the rest of the check)."""
 
 
 def _check_value_types(types: Sequence[str]) -> None:
@@ -808,9 +811,18 @@ class WasmerEngine(Engine):
     def call_promising(
         self, store: StoreHandle, func: FuncHandle, type: FuncType, args: Sequence[EngineValue]
     ) -> Coroutine[Any, Any, tuple[EngineValue, ...]]:
-        # Not a coroutine of its own (one layer less per call): ``call`` itself runs in the
-        # promising call's greenlet, which the returned coroutine drives.
-        return _async.call_promising(self.call, (store, func, type, args))
+        # ``call``'s checks made here; the worker greenlet makes just the wasm call, and the
+        # returned awaitable (not a coroutine of its own: one layer less) shapes the results.
+        if func.__class__ is not WasmerFunc or _get_ident() != func._thread:
+            func = _affine(func, WasmerFunc, "function")
+        if type is not _LAST_PROMISING_TYPE[0]:
+            if type not in _CHECKED_FUNC_TYPES:
+                _check_value_types(type.params)
+                _check_value_types(type.results)
+                _CHECKED_FUNC_TYPES.add(type)
+            _LAST_PROMISING_TYPE[0] = type
+        awaitable = _async.call_promising(func.inner, args, len(type.results), _CHECK_CALL)
+        return awaitable
 
     def _func_new(
         self,

@@ -1,0 +1,428 @@
+"""JSPI: what one promising call may leave behind for the next, and where its code runs.
+
+On every engine under test and both anyio backends. The wasmer engine runs promising calls in
+worker greenlets it reuses, and steps a suspending import's awaitable inside the worker; these
+tests pin what that must never change: a call that traps, raises, is cancelled or is closed while
+suspended leaves nothing behind for the next call; calls nest and overlap in any order; imports
+see the awaiting task's context variables; two event loops in two threads don't interfere.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import gc
+import threading
+import types
+import warnings
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+from _wat import wat
+
+import asyncwasm
+from asyncwasm import Instance, Module, SuspendError, Suspending, promising
+
+pytestmark = pytest.mark.anyio
+
+# "run" calls the Suspending import f and adds 1; "via_plain" calls the plain import g; "trap"
+# traps; "add1" is a plain export.
+MODULE = """
+(module
+  (import "env" "f" (func $f (param i32) (result i32)))
+  (import "env" "g" (func $g (param i32) (result i32)))
+  (func (export "run") (param i32) (result i32) (i32.add (call $f (local.get 0)) (i32.const 1)))
+  (func (export "via_plain") (param i32) (result i32) (call $g (local.get 0)))
+  (func (export "add1") (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
+  (func (export "trap") (result i32) unreachable)
+)
+"""
+
+
+class Boom(Exception):
+    pass
+
+
+var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+
+@pytest.fixture
+def module(runtime: asyncwasm.Runtime) -> Module:
+    return Module(wat(MODULE))
+
+
+def make(module: Module, f: object, g: object = None) -> Instance:
+    return Instance(module, {"env": {"f": f, "g": g if g is not None else (lambda x: x)}})
+
+
+@pytest.fixture(autouse=True)
+def _no_unawaited_warnings() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+        gc.collect()
+
+
+async def later(x: int) -> int:
+    await anyio.lowlevel.checkpoint()
+    return x * 2
+
+
+@types.coroutine
+def _pause(marker: object) -> Generator[object, object, None]:
+    """Suspend once, yielding ``marker`` to whoever drives the awaiting coroutine."""
+    yield marker
+
+
+async def _healthy(inst: Instance) -> None:
+    """The instance and the promising machinery work as new: a call that suspends, one that
+    doesn't, a plain call, and the SuspendError rules."""
+    assert await promising(inst.exports.run)(5) == 11
+    assert await promising(inst.exports.add1)(5) == 6
+    assert inst.exports.add1(1) == 2
+    with pytest.raises(SuspendError):
+        inst.exports.run(1)
+
+
+async def test_nothing_left_behind_by_a_call_that_failed(module: Module) -> None:
+    boom = Boom("boom")
+    mode: dict[str, str] = {"f": "ok", "g": "ok"}
+
+    def f(x: int) -> Any:
+        if mode["f"] == "raise now":
+            raise boom
+        if mode["f"] == "raise later":
+
+            async def fail() -> int:
+                await anyio.lowlevel.checkpoint()
+                raise boom
+
+            return fail()
+        return later(x)
+
+    def g(x: int) -> int:
+        if mode["g"] == "raise":
+            raise boom
+        return x
+
+    inst = make(module, Suspending(f), g)
+    await _healthy(inst)
+    with pytest.raises(asyncwasm.RuntimeError):
+        await promising(inst.exports.trap)()
+    await _healthy(inst)
+    for mode["f"] in ("raise now", "raise later"):
+        with pytest.raises(Boom) as info:
+            await promising(inst.exports.run)(1)
+        assert info.value is boom
+        mode["f"] = "ok"
+        await _healthy(inst)
+    mode["g"] = "raise"  # a plain host function raising inside a promising call
+    with pytest.raises(Boom):
+        await promising(inst.exports.via_plain)(1)
+    mode["g"] = "ok"
+    await _healthy(inst)
+    stuck = make(module, Suspending(lambda x: anyio.sleep_forever()))
+    with anyio.move_on_after(0.01) as scope:  # cancelled while suspended
+        await promising(stuck.exports.run)(1)
+    assert scope.cancelled_caught
+    await _healthy(inst)
+
+
+async def test_a_coroutine_may_not_suspend_through_a_plain_call(module: Module) -> None:
+    """The awaited coroutine calling, synchronously, an export that reaches a Suspending import:
+    that plain call has no promising call below it (SuspendError), and the outer call goes on."""
+    holder: dict[str, Instance] = {}
+    seen: list[str] = []
+
+    async def f(x: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        if x == 1:
+            try:
+                holder["inst"].exports.run(0)
+            except SuspendError:
+                seen.append("SuspendError")
+        await anyio.lowlevel.checkpoint()
+        return x * 10
+
+    inst = make(module, Suspending(f))
+    holder["inst"] = inst
+    assert await promising(inst.exports.run)(1) == 11
+    assert seen == ["SuspendError"]
+    assert await promising(inst.exports.run)(2) == 21
+
+
+async def test_closed_while_suspended(runtime: asyncwasm.Runtime, module: Module) -> None:
+    """The call's coroutine closed while suspended (never resumed): the import's coroutine is
+    closed (its ``finally`` runs), and the instance stays usable."""
+    events: list[str] = []
+    marker = object()
+
+    async def f(x: int) -> int:
+        try:
+            await _pause(marker)
+        finally:
+            events.append("closed")
+        return x
+
+    inst = make(module, Suspending(f))
+    call = promising(inst.exports.run)(1)
+    yielded = call.send(None)
+    call.close()
+    if yielded is marker:
+        assert events == ["closed"]
+    else:
+        # A time slice's yield to the loop came first (engines with preemption, under load):
+        # closed there, before the import ran.
+        assert runtime.features.preemption
+        assert events == []
+    inst2 = make(module, Suspending(later))
+    await _healthy(inst2)
+    assert inst.exports.add1(1) == 2
+    assert await promising(inst.exports.add1)(1) == 2
+
+
+async def test_overlapping_calls_finish_in_any_order(module: Module) -> None:
+    """Many calls suspended at once on one instance and on several, released in reverse order,
+    one of them failing and one cancelled: every other result is right, then all works anew."""
+    count = 12
+    gates = [anyio.Event() for _ in range(count)]
+    results: dict[int, object] = {}
+
+    async def f(x: int) -> int:
+        await gates[x].wait()
+        if x == 3:
+            raise KeyError(x)
+        return x * 100
+
+    shared = make(module, Suspending(f))
+    others = [make(module, Suspending(f)) for _ in range(3)]
+
+    async def call(i: int) -> None:
+        inst = shared if i % 2 else others[i % 3]
+        try:
+            results[i] = await promising(inst.exports.run)(i)
+        except KeyError as exc:
+            results[i] = exc
+
+    async with anyio.create_task_group() as tg:
+        for i in range(count):
+            tg.start_soon(call, i)
+        await anyio.wait_all_tasks_blocked()
+        async with anyio.create_task_group() as cancelled:
+            cancelled.start_soon(call, 5)  # a second call with gate 5, cancelled
+            await anyio.wait_all_tasks_blocked()
+            cancelled.cancel_scope.cancel()
+        for gate in reversed(gates):
+            gate.set()
+            await anyio.wait_all_tasks_blocked()
+    for i in range(count):
+        if i == 3:
+            assert isinstance(results[i], KeyError)
+        else:
+            assert results[i] == i * 100 + 1
+    await _healthy(make(module, Suspending(later)))
+
+
+async def test_nested_call_failing_inside_an_import(module: Module) -> None:
+    """A promising call made by an import's coroutine fails; the import catches it and the
+    outer call goes on, suspending again afterwards."""
+    holder: dict[str, Instance] = {}
+
+    async def f(x: int) -> int:
+        if x == 0:
+            await anyio.lowlevel.checkpoint()
+            raise LookupError("inner")
+        with pytest.raises(LookupError, match="inner"):
+            await promising(holder["inst"].exports.run)(0)
+        with pytest.raises(asyncwasm.RuntimeError):
+            await promising(holder["inst"].exports.trap)()
+        await anyio.lowlevel.checkpoint()
+        return x + 40
+
+    inst = make(module, Suspending(f))
+    holder["inst"] = inst
+    assert await promising(inst.exports.run)(2) == 43
+    await _healthy(make(module, Suspending(later)))
+
+
+async def test_imports_see_the_awaiting_tasks_context(module: Module) -> None:
+    """A Suspending import (before and after suspending) and a plain import reached inside a
+    promising call see the context variables of the task awaiting the call, each task its own;
+    what an import's coroutine sets is seen by that task afterwards, as with any await."""
+    seen: dict[str, list[str]] = {}
+
+    def g(x: int) -> int:
+        seen.setdefault(var.get(), []).append("plain")
+        return x
+
+    def f(x: int) -> Any:
+        label = var.get()
+        seen.setdefault(label, []).append("start")
+
+        async def body() -> int:
+            await anyio.lowlevel.checkpoint()
+            seen[label].append(var.get())
+            holder["inst"].exports.via_plain(0)
+            var.set(label + " set by the import")
+            return x
+
+        return body()
+
+    holder: dict[str, Instance] = {}
+    inst = make(module, Suspending(f), g)
+    holder["inst"] = inst
+    after: dict[str, str] = {}
+
+    async def task(label: str) -> None:
+        var.set(label)
+        await anyio.lowlevel.checkpoint()
+        assert await promising(inst.exports.run)(1) == 2
+        assert await promising(inst.exports.via_plain)(1) == 1
+        after[label] = var.get()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(task, "a")
+        tg.start_soon(task, "b")
+    assert var.get() == "unset"
+    assert seen["a"] == ["start", "a", "plain"]
+    assert seen["b"] == ["start", "b", "plain"]
+    assert seen["a set by the import"] == ["plain"]
+    assert seen["b set by the import"] == ["plain"]
+    assert after == {"a": "a set by the import", "b": "b set by the import"}
+
+
+def test_two_event_loops_in_two_threads(engine: str) -> None:
+    """Two threads, each with its own runtime and event loop, making promising calls that
+    suspend at the same time: every result is right."""
+    barrier = threading.Barrier(2, timeout=60)
+    errors: list[BaseException] = []
+    totals: list[int] = []
+
+    def thread_main(backend: str) -> None:
+        try:
+            rt = asyncwasm.Runtime(engine=engine)
+            try:
+                module = Module(wat(MODULE), runtime=rt)
+
+                async def f(x: int) -> int:
+                    await anyio.lowlevel.checkpoint()
+                    return x
+
+                async def main() -> int:
+                    inst = Instance(module, {"env": {"f": Suspending(f), "g": lambda x: x}})
+                    run = promising(inst.exports.run)
+                    barrier.wait()
+                    results: list[int] = []
+                    async with anyio.create_task_group() as tg:
+
+                        async def calls() -> None:
+                            for i in range(200):
+                                results.append(await run(i))
+
+                        for _ in range(3):
+                            tg.start_soon(calls)
+                    return sum(results)
+
+                totals.append(anyio.run(main, backend=backend))
+            finally:
+                rt.close()
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=thread_main, args=(b,)) for b in ("asyncio", "trio")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert totals == [3 * sum(i + 1 for i in range(200))] * 2
+
+
+async def test_wasmer_workers_are_reused_clean(runtime: asyncwasm.Runtime, module: Module) -> None:
+    """wasmer: the worker greenlet that ran a call that trapped, raised, was cancelled or was
+    closed while suspended runs the next call, with nothing of the last one left on it; calls
+    suspended at once each have their own worker; the idle workers kept are bounded."""
+    if runtime.engine != "wasmer":
+        pytest.skip("wasmer's worker greenlets")
+    from greenlet import getcurrent
+
+    from asyncwasm._engines import _wasmer_async
+
+    ran_in: list[Any] = []
+    gates: list[anyio.Event] = []
+    marker = object()
+
+    def g(x: int) -> int:
+        ran_in.append(getcurrent())
+        if x == 13:
+            raise Boom
+        return x
+
+    async def f(x: int) -> int:
+        ran_in.append(getcurrent())
+        if x == 1:
+            await _pause(marker)
+        elif x == 2:
+            await anyio.sleep_forever()
+        elif x == 3:
+            gate = anyio.Event()
+            gates.append(gate)
+            await gate.wait()
+        return x
+
+    inst = make(module, Suspending(f), g)
+
+    async def worker_of_next_call() -> Any:
+        assert await promising(inst.exports.via_plain)(7) == 7
+        worker = ran_in[-1]
+        assert isinstance(worker, _wasmer_async.PromisingGreenlet)
+        assert worker.blocked == 0
+        assert worker.gr_context is not None  # the awaiting task's, kept until the next call
+        return worker
+
+    worker = await worker_of_next_call()
+    with pytest.raises(asyncwasm.RuntimeError):
+        await promising(inst.exports.trap)()
+    assert await worker_of_next_call() is worker
+    with pytest.raises(Boom):  # raised by a plain host function (blocked was raised)
+        await promising(inst.exports.via_plain)(13)
+    assert await worker_of_next_call() is worker
+    with anyio.move_on_after(0.01):
+        await promising(inst.exports.run)(2)
+    assert ran_in[-1] is worker
+    assert await worker_of_next_call() is worker
+    call = promising(inst.exports.run)(1)
+    assert call.send(None) is marker  # no time slicing on wasmer
+    call.close()
+    assert ran_in[-1] is worker
+    assert await worker_of_next_call() is worker
+
+    count = _wasmer_async._MAX_IDLE + 4
+    async with anyio.create_task_group() as tg:
+        for _ in range(count):
+            tg.start_soon(promising(inst.exports.run), 3)
+        await anyio.wait_all_tasks_blocked()
+        assert len({id(w) for w in ran_in[-count:]}) == count
+        for gate in gates:
+            gate.set()
+    assert len(_wasmer_async._idle.workers) == _wasmer_async._MAX_IDLE
+    assert await worker_of_next_call() in ran_in[-count - 1 : -1]
+
+
+async def test_deeply_nested_promising_calls(module: Module) -> None:
+    """Promising calls nested 40 deep (each import's coroutine making the next call), each
+    suspending: the recursion limit is not exhausted by the nesting itself."""
+    holder: dict[str, Instance] = {}
+
+    async def f(x: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        if x == 0:
+            return 0
+        inner: int = await promising(holder["inst"].exports.run)(x - 1)
+        return inner
+
+    inst = make(module, Suspending(f))
+    holder["inst"] = inst
+    assert await promising(inst.exports.run)(40) == 41
