@@ -83,8 +83,15 @@ try:
     )
     _bytes_data = _capi("PyBytes_AsString", ctypes.c_void_p, ctypes.c_void_p)
     _decref = _capi("Py_DecRef", None, ctypes.c_void_p)
+    _memory_view = _capi(
+        "PyMemoryView_FromMemory", ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int
+    )
 except (AttributeError, OSError):  # not CPython: the bytearray fallback of ``_Assembler``
     _new_bytes = None
+
+
+_READ: Final = 0x100  # PyBUF_READ
+_WRITE: Final = 0x200  # PyBUF_WRITE
 
 
 def _drop_reference(cell: ctypes.c_void_p) -> None:
@@ -121,35 +128,31 @@ class _PrivateBytes:
         self._release = weakref.finalize(self, _drop_reference, self._cell)
         self.capacity = capacity
 
-    def view(self, start: int = 0, end: int | None = None) -> memoryview | None:
-        """A writable view of the storage (``start`` to ``end``, by default all of it), valid
-        until the next resize, ``take`` or ``discard``: the caller releases it before. None
-        once the storage was let go of."""
+    def view(
+        self, start: int = 0, end: int | None = None, *, writable: bool = True
+    ) -> memoryview | None:
+        """A view of the storage (``start`` to ``end``, by default all of it), valid until the
+        next resize, ``take`` or ``discard``: the caller releases it before. None once the
+        storage was let go of."""
         if self._cell.value is None:
             return None
         end = self.capacity if end is None else end
         address = _bytes_data(self._cell) + start
-        return memoryview((ctypes.c_ubyte * (end - start)).from_address(address)).cast("B")
+        view: memoryview = _memory_view(address, end - start, _WRITE if writable else _READ)
+        return view
 
     def resize(self, capacity: int) -> None:
         """Make the storage ``capacity`` bytes long (at least 2), keeping its contents up to
         there. Every view of it is invalid afterwards."""
         capacity = max(capacity, 2)
-        try:
-            _resize_bytes(ctypes.byref(self._cell), capacity)
-        except BaseException:
-            self._cell.value = None  # on failure the C API freed the object and emptied the cell
-            raise
+        # On failure (MemoryError) the C API freed the object and emptied the cell itself.
+        _resize_bytes(ctypes.byref(self._cell), capacity)
         self.capacity = capacity
 
     def take(self, size: int) -> bytes:
         """The first ``size`` bytes, as the ``bytes`` object itself; this lets go of it."""
-        if size != self.capacity:
-            try:
-                _resize_bytes(ctypes.byref(self._cell), size)  # 0 and 1: CPython's shared ones
-            except BaseException:
-                self._cell.value = None
-                raise
+        if size != self.capacity:  # 0 and 1 give CPython's shared objects (refcounted)
+            _resize_bytes(ctypes.byref(self._cell), size)
         data: bytes = ctypes.cast(self._cell, ctypes.py_object).value  # a new reference...
         self._release()  # ...and ours given up: ``data`` is now the only one
         return data
@@ -372,8 +375,7 @@ class _Assembler:
         and releases the view first); None once the storage was let go of."""
         if self._array is not None:
             return memoryview(self._array)[start:end].toreadonly()
-        view = self._bytes.view(start, end) if self._bytes is not None else None
-        return view.toreadonly() if view is not None else None
+        return self._bytes.view(start, end, writable=False) if self._bytes is not None else None
 
     def take(self) -> bytes:
         """The bytes received, as ``bytes``; the assembler lets go of them."""

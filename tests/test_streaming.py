@@ -861,6 +861,34 @@ async def test_an_old_view_of_a_grown_storage_fails_instead_of_reading_freed_mem
     assert store.take() == BIG
 
 
+@pytest.mark.usefixtures("hash_in_thread")
+@pytest.mark.parametrize("length", [False, True], ids=["no-length", "content-length"])
+async def test_off_cpython_a_bytearray_holds_the_bytes(
+    monkeypatch: pytest.MonkeyPatch, length: bool
+) -> None:
+    monkeypatch.setattr(_streaming._PrivateBytes, "available", False)
+    seen: list[int] = []
+    source: object = _chunk_source("reused", chunked(BIG, 1000))
+    if length:
+        headers = {"Content-Length": str(len(BIG))}
+        source = FakeHttpxResponse(source, headers=headers)  # type: ignore[arg-type]
+    stream = await open_stream(source)
+    store, digest, info = await _ingest(
+        stream, None, lambda received, _: seen.append(len(_hashers()))
+    )
+    assert isinstance(store.buffer, bytearray)
+    wasm = store.take()
+    assert (type(wasm), wasm, digest, info) == (
+        bytes,
+        BIG,
+        hashlib.sha256(BIG).digest(),
+        decode_module(BIG),
+    )
+    # A preallocated bytearray never moves: the thread reads it in place. A growing one is
+    # hashed in the calling thread.
+    assert max(seen) == (1 if length else 0)
+
+
 @pytest.mark.skipif(not _streaming._PrivateBytes.available, reason="CPython's bytes storage")
 def test_private_bytes() -> None:
     storage = _streaming._PrivateBytes(10)
