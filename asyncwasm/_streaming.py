@@ -265,7 +265,7 @@ class _Assembler:
     With an announced size, that object is allocated at once and never moves. Without one, it
     grows in place (:class:`_PrivateBytes`), to sizes the decoder vouches for (``hint``: the
     end of the section being received, so the storage is mostly exactly the module's size and
-    grows a few times, in large steps) or by 1/8 beyond what is needed when nothing is known;
+    grows a few times, in large steps), else by 1/8 of what is needed (at most ``UNKNOWN_ROOM``);
     ``take`` trims it to the bytes received. Either way the module's bytes exist once: peak
     memory ~1x the module, no final copy. Not CPython: a ``bytearray`` (preallocated, or grown
     by ``+=``), copied once by ``take``.
