@@ -236,7 +236,7 @@ class _Reader:
     __slots__ = ("buf", "end", "limit", "pos", "received")
 
     def __init__(
-        self, buf: bytearray | bytes, pos: int, end: int, received: int | None = None
+        self, buf: bytearray | bytes | memoryview, pos: int, end: int, received: int | None = None
     ) -> None:
         self.buf = buf
         self.pos = pos
@@ -558,12 +558,12 @@ class StreamingDecoder:
     :func:`decode_module`. After an error, every later call raises the same error.
     """
 
-    def __init__(self, buffer: bytearray | bytes | None = None) -> None:
+    def __init__(self, buffer: bytearray | bytes | memoryview | None = None) -> None:
         # Shared mode (``buffer`` given): the module's bytes are written into ``buffer`` by its
         # owner, which calls ``advance`` for each piece; the decoder keeps no copy of its own.
         # ``buffer`` may be longer than what was received (preallocated room).
         self._shared = buffer is not None
-        self._buf: bytearray | bytes = bytearray() if buffer is None else buffer
+        self._buf: bytearray | bytes | memoryview = bytearray() if buffer is None else buffer
         self._received = 0
         self._pos = 0  # start of the next section header once the header is checked
         self._section: _Section | None = None
@@ -596,6 +596,22 @@ class StreamingDecoder:
     @property
     def bytes_received(self) -> int:
         return self._received
+
+    @property
+    def size_hint(self) -> int:
+        """The least size the module can have, from what was decoded so far: the end of the
+        section being received (if the bytes are well-formed), else the bytes received."""
+        section = self._section
+        return self._received if section is None else max(self._received, section.end)
+
+    def rebind(self, buffer: bytearray | bytes | memoryview) -> None:
+        """Shared mode: the owner moved the module's bytes to ``buffer`` (the same bytes
+        received so far, maybe more room after them). Only between calls."""
+        if not self._shared:
+            raise ValueError("rebind() is for a StreamingDecoder made with a buffer")
+        if len(buffer) < self._received:
+            raise ValueError("rebind() to a buffer shorter than the bytes received")
+        self._buf = buffer
 
     @property
     def data(self) -> bytes:

@@ -2,11 +2,12 @@
 
 Neither engine compiles a module piece by piece, so streaming means: every chunk is decoded by
 our incremental decoder as it arrives (header, section ids, order and sizes, the sections before
-the code section in full), hashed as it arrives and stored without quadratic copying. Malformed
-bytes fail at the chunk that holds the first bad byte, before the rest is read; when the last
-byte has arrived, the runtime's compile path starts at once with the bytes, their sha256 (for
-the cache: nothing is hashed twice) and the decoder's :class:`ModuleInfo` (nothing decoded
-twice).
+the code section in full), hashed as it arrives and stored once, in the very ``bytes`` object
+the compile path gets (:class:`_Assembler`: no final copy, with or without a length).
+Malformed bytes fail at the chunk that holds the first bad byte, before the rest is read; when
+the last byte has arrived, the runtime's compile path starts at once with the bytes, their
+sha256 (for the cache: nothing is hashed twice) and the decoder's :class:`ModuleInfo` (nothing
+decoded twice).
 
 Everything runs in the calling task: nothing is left reading in the background (a large
 stream's hashing moves to a helper thread, see :class:`_Hasher`, which ends with it). Whenever
@@ -21,7 +22,9 @@ import ctypes
 import hashlib
 import inspect
 import queue
+import sys
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -49,35 +52,114 @@ PREALLOCATE_LIMIT: Final = 1 << 30
 # Chunks larger than this are decoded in slices, with a checkpoint between slices, so that one
 # huge chunk neither blocks the event loop nor delays a cancellation for long.
 DECODE_SLICE: Final = 1 << 20
+# How far past the bytes received a section's announced size may grow the storage at once
+# (or as far as the bytes received, if more): large sections arrive in one or two steps.
+HINT_AHEAD: Final = 64 << 20
+# The most room added past the bytes received when nothing is known about what follows (else
+# 1/8 of them).
+UNKNOWN_ROOM: Final = 1 << 20
+# The least room a growing buffer gets (tiny chunks must not make many small reallocations).
+MIN_ROOM: Final = 4096
 
 
-def _fresh_bytes(size: int) -> tuple[bytes, memoryview] | None:
-    """A new ``bytes`` object of ``size`` bytes (contents undefined) and a writable view of its
-    storage, or ``None`` where that is not available (not CPython, or ``size`` < 2, where
-    CPython may share objects).
-
-    This is what C code does with ``PyBytes_FromStringAndSize(NULL, size)``: fill a ``bytes``
-    object nobody else has seen yet, so that the module's bytes are stored once and handed on
-    as ``bytes`` without a final copy (peak memory ~1x the module, not 2x). The view must not be
-    written once the object was handed out; ``_Assembler`` drops it first.
-    """
-    if size < 2 or _PyBytes_FromStringAndSize is None:
-        return None
-    data: bytes = _PyBytes_FromStringAndSize(None, size)
-    address = _PyBytes_AsString(data)
-    view = memoryview((ctypes.c_ubyte * size).from_address(address)).cast("B")
-    return data, view
+def _capi(name: str, restype: Any, *argtypes: Any) -> Any:
+    """A private handle on a function of CPython's C API (``pythonapi[name]`` is a new function
+    object each time: the restype set here is seen by nobody else)."""
+    function = ctypes.pythonapi[name]
+    function.restype = restype
+    function.argtypes = argtypes
+    return function
 
 
 try:
-    _PyBytes_FromStringAndSize: Any = ctypes.pythonapi.PyBytes_FromStringAndSize
-    _PyBytes_FromStringAndSize.restype = ctypes.py_object
-    _PyBytes_FromStringAndSize.argtypes = (ctypes.c_char_p, ctypes.c_ssize_t)
-    _PyBytes_AsString: Any = ctypes.pythonapi.PyBytes_AsString
-    _PyBytes_AsString.restype = ctypes.c_void_p
-    _PyBytes_AsString.argtypes = (ctypes.py_object,)
-except (AttributeError, OSError):  # not CPython
-    _PyBytes_FromStringAndSize = None
+    if sys.implementation.name != "cpython":
+        raise AttributeError("not CPython")
+    # Every one of them keeps the GIL (``pythonapi`` is a PyDLL) and raises what it sets.
+    _new_bytes = _capi(
+        "PyBytes_FromStringAndSize", ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ssize_t
+    )
+    _resize_bytes = _capi(
+        "_PyBytes_Resize", ctypes.c_int, ctypes.POINTER(ctypes.c_void_p), ctypes.c_ssize_t
+    )
+    _bytes_data = _capi("PyBytes_AsString", ctypes.c_void_p, ctypes.c_void_p)
+    _decref = _capi("Py_DecRef", None, ctypes.c_void_p)
+    _memory_view = _capi(
+        "PyMemoryView_FromMemory", ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int
+    )
+except (AttributeError, OSError):  # not CPython: the bytearray fallback of ``_Assembler``
+    _new_bytes = None
+
+
+_READ: Final = 0x100  # PyBUF_READ
+_WRITE: Final = 0x200  # PyBUF_WRITE
+
+
+def _drop_reference(cell: ctypes.c_void_p) -> None:
+    """Give up the reference held in ``cell`` (once: the cell is emptied)."""
+    address, cell.value = cell.value, None
+    if address is not None:
+        _decref(address)
+
+
+class _PrivateBytes:
+    """A ``bytes`` object that only this object knows of, filled through a writable view and
+    grown in place, then handed out once by :meth:`take` (what C code does with
+    ``PyBytes_FromStringAndSize(NULL, n)`` and ``_PyBytes_Resize``).
+
+    ``_PyBytes_Resize`` needs the object's only reference, and that is what this holds: the
+    object's address, as a raw reference no Python code can reach (no ``bytes`` exists on the
+    Python side until ``take``), so nothing can see its contents change or its size move. It
+    reallocates the object (for a large one, glibc's ``realloc`` moves pages with ``mremap``:
+    nothing is copied), so every view of the storage dies with a resize: :meth:`view` gives a
+    new one, and whoever reads from another thread takes the owner's lock (``_Assembler``).
+    The reference is given up exactly once: by ``take``, by ``discard`` or when this object is
+    collected.
+    """
+
+    __slots__ = ("__weakref__", "_cell", "_release", "capacity")
+
+    available: Final = _new_bytes is not None
+
+    def __init__(self, capacity: int) -> None:
+        # At least 2 bytes: CPython shares its empty and 1-byte objects (a fresh object is
+        # what the only-reference rule needs).
+        capacity = max(capacity, 2)
+        self._cell = ctypes.c_void_p(_new_bytes(None, capacity))  # a new reference: ours
+        self._release = weakref.finalize(self, _drop_reference, self._cell)
+        self.capacity = capacity
+
+    def view(
+        self, start: int = 0, end: int | None = None, *, writable: bool = True
+    ) -> memoryview | None:
+        """A view of the storage (``start`` to ``end``, by default all of it), valid until the
+        next resize, ``take`` or ``discard``: the caller releases it before. None once the
+        storage was let go of."""
+        if self._cell.value is None:
+            return None
+        end = self.capacity if end is None else end
+        address = _bytes_data(self._cell) + start
+        view: memoryview = _memory_view(address, end - start, _WRITE if writable else _READ)
+        return view
+
+    def resize(self, capacity: int) -> None:
+        """Make the storage ``capacity`` bytes long (at least 2), keeping its contents up to
+        there. Every view of it is invalid afterwards."""
+        capacity = max(capacity, 2)
+        # On failure (MemoryError) the C API freed the object and emptied the cell itself.
+        _resize_bytes(ctypes.byref(self._cell), capacity)
+        self.capacity = capacity
+
+    def take(self, size: int) -> bytes:
+        """The first ``size`` bytes, as the ``bytes`` object itself; this lets go of it."""
+        if size != self.capacity:  # 0 and 1 give CPython's shared objects (refcounted)
+            _resize_bytes(ctypes.byref(self._cell), size)
+        data: bytes = ctypes.cast(self._cell, ctypes.py_object).value  # a new reference...
+        self._release()  # ...and ours given up: ``data`` is now the only one
+        return data
+
+    def discard(self) -> None:
+        """Free the storage now (its views must be dead)."""
+        self._release()
 
 
 class _Hasher:
@@ -87,57 +169,45 @@ class _Hasher:
     second core while the loop copies and decodes the next chunk: ingest time is about the
     larger of the two, not their sum (sha256 and the copy run at about the same speed).
 
-    With a buffer that never moves (``fixed``: the announced size, preallocated), the thread
-    hashes it in place, as far as it is filled, in as large pieces as it can: the thread gets
-    the GIL back only when the loop lets go of it (every switch interval while the loop is
-    busy), so one ``update`` per chunk would leave it waiting most of the time. Else only
-    ``bytes`` chunks start the thread (immutable: the producer cannot change them meanwhile;
-    others are copied for it once it runs). A stream under ``THREAD_FROM`` bytes is hashed in
-    the calling thread (a thread costs more than it saves). A backlog over ``MAX_BACKLOG``
-    makes the loop yield until the thread catches up, so held chunks stay bounded.
+    The thread hashes the stored bytes in place (``_Assembler.readable``, holding the
+    assembler's lock, so the storage can't move or be freed meanwhile), as far as they are
+    stored, in as large pieces as it can: the thread gets the GIL back only when the loop lets
+    go of it (every switch interval while the loop is busy), so one ``update`` per chunk would
+    leave it waiting most of the time. It starts as soon as the module is known to have
+    ``THREAD_FROM`` bytes or more (announced, vouched for by the decoder, or received): a
+    smaller stream is hashed in the calling thread (a thread costs more than it saves), and
+    so is any stream whose storage another thread can't read (a growing ``bytearray``, off
+    CPython). A backlog over ``MAX_BACKLOG`` makes the loop yield until the thread catches up.
     """
 
     THREAD_FROM: Final = 8 << 20
     MAX_BACKLOG: Final = 16 << 20
 
-    __slots__ = ("_consumed", "_done", "_fixed", "_hashed", "_queue", "_queued", "_sha")
+    __slots__ = ("_consumed", "_done", "_queue", "_queued", "_sha", "_store")
 
-    def __init__(self, fixed: bytes | bytearray | None = None, total: int | None = None) -> None:
+    def __init__(self, store: _Assembler) -> None:
         self._sha = hashlib.sha256()
-        self._hashed = 0  # bytes hashed in the calling thread
-        self._queue: queue.SimpleQueue[bytes | int | None] | None = None
+        self._store = store
+        self._queue: queue.SimpleQueue[int | None] | None = None
         # Bytes handed over (written by the calling thread only) and hashed by the thread
         # (written by it only): each counter has one writer, so their difference is a safe
         # backlog.
         self._queued = 0
         self._consumed = 0
         self._done = threading.Event()
-        self._fixed: memoryview | None = None
-        if fixed is not None and total is not None and total >= self.THREAD_FROM:
-            self._fixed = memoryview(fixed)
-            self._start()
 
-    def _start(self) -> None:
-        self._queue = queue.SimpleQueue()
-        threading.Thread(target=self._run, name="asyncwasm-sha256", daemon=True).start()
-
-    async def update(self, chunk: object, view: memoryview, end: int) -> None:
-        """Hash ``view`` (the bytes of ``chunk``), now stored up to ``end``."""
+    async def update(self, view: memoryview, end: int, hint: int) -> None:
+        """Hash ``view``: the bytes just stored, up to ``end``, of a module of at least
+        ``hint`` bytes."""
         if self._queue is None:
-            if self._hashed < self.THREAD_FROM or not isinstance(chunk, bytes):
-                self._sha.update(view)
-                self._hashed += view.nbytes
+            if max(end, hint) < self.THREAD_FROM or not self._store.shared_reads:
+                self._sha.update(view)  # before the next await: the producer may reuse it
                 return
-            self._start()
-            assert self._queue is not None
-        if self._fixed is not None:
-            self._queue.put(end)  # the fixed buffer is final up to ``end``
-            self._queued = end
-        else:
-            if not isinstance(chunk, bytes):
-                chunk = bytes(view)  # the producer may reuse its buffer before the thread hashes
-            self._queued += len(chunk)
-            self._queue.put(chunk)
+            self._consumed = self._queued = end - view.nbytes  # hashed here so far
+            self._queue = queue.SimpleQueue()
+            threading.Thread(target=self._run, name="asyncwasm-sha256", daemon=True).start()
+        self._queue.put(end)  # stored up to ``end``: the thread reads it from the storage
+        self._queued = end
         # Polled: the condition is set by another thread, and an anyio.Event can only be set
         # from its loop (a thread hop per chunk would cost more than this rare wait).
         while self._queued - self._consumed > self.MAX_BACKLOG:  # noqa: ASYNC110
@@ -145,28 +215,31 @@ class _Hasher:
 
     def _run(self) -> None:
         work = self._queue
+        store = self._store
         assert work is not None
         try:
             finished = False
             while not finished:
-                # Everything handed over meanwhile, at once: with a fixed buffer, one update.
+                # Everything handed over meanwhile, at once: one update.
                 batch = [work.get()]
                 while not work.empty():
                     batch.append(work.get_nowait())
                 if batch[-1] is None:  # the last thing ever put (``digest``, ``stop``)
                     finished = True
                     batch.pop()
-                if self._fixed is not None:
-                    if batch:
-                        end = batch[-1]
-                        assert isinstance(end, int)
-                        self._sha.update(self._fixed[self._consumed : end])
-                        self._consumed = end
+                if not batch:
                     continue
-                for chunk in batch:
-                    assert isinstance(chunk, bytes)
-                    self._sha.update(chunk)
-                    self._consumed += len(chunk)
+                end = batch[-1]
+                assert end is not None
+                with store.lock:
+                    piece = store.readable(self._consumed, end)
+                    if piece is None:  # let go of: the stream stopped
+                        return
+                    try:
+                        self._sha.update(piece)
+                    finally:
+                        piece.release()
+                self._consumed = end
         finally:
             self._done.set()
 
@@ -187,57 +260,151 @@ class _Hasher:
 
 
 class _Assembler:
-    """The module's bytes as they arrive, stored once.
+    """The module's bytes as they arrive, stored once, in the ``bytes`` object handed on.
 
-    With an announced size: written straight into the final ``bytes`` object (``_fresh_bytes``),
-    else into one preallocated ``bytearray``. Without: a ``bytearray`` that grows in place (it
-    over-allocates by 1/8; chunks are never re-joined), copied once into ``bytes`` by ``take``
-    (a bytearray gives its memory back only once under half used, so moving it piecewise would
-    not lower the peak). ``buffer`` is what the decoder reads; ``received`` counts the bytes
-    stored."""
+    With an announced size, that object is allocated at once and never moves. Without one, it
+    grows in place (:class:`_PrivateBytes`), to sizes the decoder vouches for (``hint``: the
+    end of the section being received, so the storage is mostly exactly the module's size and
+    grows a few times, in large steps), else by 1/8 of what is needed (at most ``UNKNOWN_ROOM``);
+    ``take`` trims it to the bytes received. Either way the module's bytes exist once: peak
+    memory ~1x the module, no final copy. Not CPython: a ``bytearray`` (preallocated, or grown
+    by ``+=``), copied once by ``take``.
 
-    __slots__ = ("_view", "buffer", "fixed", "received")
+    ``buffer`` is what the decoder reads; it changes when the storage moves (``make_room``
+    returns True: ``StreamingDecoder.rebind``). A thread may read the stored bytes in place
+    (``readable``) while it holds ``lock`` if ``shared_reads``: the storage neither moves nor
+    is freed while the lock is held.
+    """
 
-    def __init__(self, total: int | None) -> None:
-        preallocate = total is not None and total <= PREALLOCATE_LIMIT and total > 0
-        # Whether ``buffer`` is never resized or moved (readable while it fills, as it fills).
-        self.fixed = preallocate
-        fresh = _fresh_bytes(total) if preallocate and total else None
-        self.buffer: bytes | bytearray
-        self._view: memoryview | None
-        if fresh is not None:
-            self.buffer, self._view = fresh
-        else:
-            self.buffer = bytearray(total) if preallocate and total else bytearray()
-            self._view = None
+    __slots__ = ("_array", "_bytes", "_limit", "_view", "fixed", "lock", "received")
+
+    def __init__(self, total: int | None, limit: int = MAX_MODULE_SIZE) -> None:
+        # Whether the storage never moves (an announced size, preallocated).
+        self.fixed = total is not None and 0 < total <= PREALLOCATE_LIMIT
+        self._limit = limit  # no more bytes than this will be stored (max_bytes, the JS limit)
+        self.lock = threading.Lock()
         self.received = 0
+        self._bytes: _PrivateBytes | None = None
+        self._view: memoryview | None = None
+        self._array: bytearray | None = None
+        if not _PrivateBytes.available:
+            self._array = bytearray(total if self.fixed and total else 0)
+        elif self.fixed and total:
+            self._renew(total)
+
+    @property
+    def buffer(self) -> memoryview | bytearray:
+        """The storage, as the decoder reads it (may be longer than the bytes received)."""
+        if self._array is not None:
+            return self._array
+        if self._view is None:
+            self._renew(MIN_ROOM)
+        assert self._view is not None
+        return self._view
+
+    @property
+    def shared_reads(self) -> bool:
+        """Whether ``readable`` may be called from another thread (under ``lock``)."""
+        return self._array is None or self.fixed
+
+    def make_room(self, size: int, hint: int = 0) -> bool:
+        """Room for ``size`` more bytes (the decoder says the module has at least ``hint``);
+        True when the storage moved (``buffer`` changed)."""
+        if self._array is not None:
+            return False  # grown by ``add`` itself
+        needed = self.received + size
+        capacity = self._bytes.capacity if self._bytes is not None else 0
+        if needed <= capacity:
+            # Grow ahead of need when the decoder vouches for more and the room left is under
+            # 1/8, but only if no thread is reading (the loop must not wait for it now).
+            if self.fixed or hint <= capacity or capacity - needed >= capacity >> 3:
+                return False
+            target = self._target(needed, hint)
+            if target <= capacity or not self.lock.acquire(blocking=False):
+                return False
+            try:
+                self._renew(target)
+            finally:
+                self.lock.release()
+            return True
+        with self.lock:  # waits for a thread's read in progress (one hashing step)
+            self._renew(self._target(needed, hint))
+        return True
+
+    def _target(self, needed: int, hint: int) -> int:
+        if hint > needed:
+            # What the decoder vouches for, within bounds: a section header (a few bytes) is
+            # not trusted with more than ``HINT_AHEAD`` bytes, or as many as arrived, beyond
+            # what arrived.
+            target = min(hint, needed + max(needed, HINT_AHEAD))
+        else:
+            # Nothing known past these bytes (a section header is arriving, or the module ends):
+            # a little room, the next chunk usually brings a section size.
+            target = max(needed + min(needed >> 3, UNKNOWN_ROOM), MIN_ROOM)
+        return max(needed, min(target, self._limit))
+
+    def _renew(self, capacity: int) -> None:
+        """Make the storage ``capacity`` bytes long (with ``lock`` held, or no thread)."""
+        if self._view is not None:
+            self._view.release()  # a view kept by mistake fails loudly, never reads freed memory
+            self._view = None
+        if self._bytes is None:
+            self._bytes = _PrivateBytes(capacity)
+        else:
+            self._bytes.resize(capacity)
+        self._view = self._bytes.view()
+        assert self._view is not None
 
     def add(self, view: memoryview) -> None:
+        """Store the next bytes (after ``make_room`` for them)."""
         start = self.received
         end = start + view.nbytes
         if self._view is not None:
             self._view[start:end] = view
-        elif start == len(self.buffer):
-            assert isinstance(self.buffer, bytearray)
-            self.buffer += view
         else:
-            assert isinstance(self.buffer, bytearray)
-            self.buffer[start:end] = view
+            array = self._array
+            assert array is not None
+            if start == len(array):
+                array += view
+            else:
+                array[start:end] = view
         self.received = end
+
+    def readable(self, start: int, end: int) -> memoryview | None:
+        """A read-only view of stored bytes, valid while ``lock`` is held (the caller holds it
+        and releases the view first); None once the storage was let go of."""
+        if self._array is not None:
+            return memoryview(self._array)[start:end].toreadonly()
+        return self._bytes.view(start, end, writable=False) if self._bytes is not None else None
 
     def take(self) -> bytes:
         """The bytes received, as ``bytes``; the assembler lets go of them."""
-        buffer, self.buffer = self.buffer, bytearray()
-        view, self._view = self._view, None
-        n = self.received
-        if view is not None:
-            view.release()
-            if n == len(buffer):
-                assert isinstance(buffer, bytes)
-                return buffer  # filled in place: no copy
-            return bytes(memoryview(buffer)[:n])
-        with memoryview(buffer) as whole:
-            return bytes(whole[:n])  # no announced size: one copy (peak ~2x)
+        with self.lock:  # no thread reads any more (the digest was awaited): never waits
+            self._drop_view()
+            storage, self._bytes = self._bytes, None
+            array, self._array = self._array, None
+            n = self.received
+            if storage is not None:
+                return storage.take(n)  # filled in place: no copy
+            if array is None:
+                return b""
+            with memoryview(array) as whole:
+                return bytes(whole[:n])  # not CPython: one copy (peak ~2x)
+
+    def discard(self) -> None:
+        """Free the bytes (the stream stopped early), once a thread reading them is done with
+        its current piece."""
+        self._drop_view()
+        self._array = None
+        with self.lock:
+            storage, self._bytes = self._bytes, None
+            if storage is not None:
+                storage.discard()
+
+    def _drop_view(self) -> None:
+        if self._view is not None:
+            self._view.release()
+            self._view = None
 
 
 def _chunk_view(chunk: object) -> memoryview:
@@ -274,6 +441,7 @@ async def _ingest(
     total = stream.total
     complete = False  # the source ended, at the announced size if there was one
     hasher: _Hasher | None = None
+    store: _Assembler | None = None
     try:
         if max_bytes is not None and total is not None and total > max_bytes:
             raise CompileError(
@@ -287,9 +455,11 @@ async def _ingest(
                 f"module size limit of {MAX_MODULE_SIZE}",
                 offset=MAX_MODULE_SIZE,
             )
-        store = _Assembler(total)
-        hasher = _Hasher(store.buffer if store.fixed else None, total)
-        # The decoder reads the assembler's buffer (one bytearray, grown in place): no copy.
+        limit = MAX_MODULE_SIZE if max_bytes is None else min(max_bytes, MAX_MODULE_SIZE)
+        store = _Assembler(total, limit)
+        hasher = _Hasher(store)
+        # The decoder reads the assembler's storage in place (no copy of its own), wherever
+        # the storage moves as it grows.
         decoder = StreamingDecoder(store.buffer)
         chunks = stream.chunks
         while True:
@@ -321,8 +491,11 @@ async def _ingest(
                     f"the body is longer than its Content-Length of {total} bytes "
                     f"(at least {received + size} bytes received)"
                 )
+            hint = decoder.size_hint
+            if store.make_room(size, hint):
+                decoder.rebind(store.buffer)
             store.add(view)  # copied now: the producer may reuse its buffer
-            await hasher.update(chunk, view, store.received)
+            await hasher.update(view, store.received, max(hint, total or 0))
             if size <= DECODE_SLICE:
                 decoder.advance(size)
             else:
@@ -344,6 +517,8 @@ async def _ingest(
     except BaseException:
         if hasher is not None:
             hasher.stop()
+        if store is not None:
+            store.discard()
         # Stopped early (or the bytes are bad): close the source, or release it if its body was
         # read whole. The error that stopped us is what the caller needs; a failure to close on
         # top of it is dropped.

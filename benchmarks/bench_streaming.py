@@ -20,7 +20,11 @@ Figures:
 3. ingestion throughput (read + decode + hash + store, then the bytes handed over) of a 64 MiB
    stream in 64 KiB chunks, with and without a Content-Length, and of QuickJS (code-heavy),
    against collecting the chunks with a plain ``b"".join``.
-4. peak Python heap (tracemalloc) while ingesting, over the module size.
+4. peak Python heap (tracemalloc) while ingesting, over the module size: the streaming layer's
+   own storage, up to the ``bytes`` handed to the compile path. The compile is outside the
+   measured window (wasmtime-py copies the bytes into a ctypes array, wasmer's worker gets them
+   pickled, through a pipe), and tracemalloc never sees the engines' own allocations (Rust's
+   malloc), nor a copy made inside ``realloc``.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import array
 import hashlib
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -39,7 +40,7 @@ from malformed_modules import (
 
 import asyncwasm
 from asyncwasm import CompileError, LinkError, Module, _streaming
-from asyncwasm._binary import decode_module
+from asyncwasm._binary import StreamingDecoder, decode_module
 from asyncwasm._context import context_for
 from asyncwasm._module import parts_of
 from asyncwasm._sources import open_stream
@@ -730,9 +731,9 @@ async def test_large_streams_hash_beside_the_loop(kind: str, length: bool) -> No
         stream, None, lambda received, _: seen.append(len(_hashers()))
     )
     assert (store.take(), digest, info) == (BIG, hashlib.sha256(BIG).digest(), decode_module(BIG))
-    # Only bytes chunks (immutable) start the thread, or a buffer that never moves; once it
-    # runs, other chunks are copied for it.
-    assert max(seen) == (1 if length or kind in ("bytes", "mixed") else 0)
+    # The thread reads the storage, not the chunks: whatever they are, it runs (on CPython; a
+    # growing bytearray elsewhere is hashed in the calling thread).
+    assert max(seen) == (1 if length or _streaming._PrivateBytes.available else 0)
     assert not _hashers()  # it ended with the stream
 
 
@@ -752,17 +753,290 @@ async def test_a_stream_stopped_early_ends_its_hashing_thread(length: bool) -> N
             await anyio.sleep(0.01)
 
 
+# --- Without a Content-Length: the storage grows in place ---------------------------------------
+
+
+def _exact_target(store: _Assembler, needed: int, hint: int) -> int:
+    return needed  # no room ahead: a resize for every chunk
+
+
+@pytest.fixture
+def grow_every_chunk(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
+    """The storage of a stream without a length grows for every chunk (the default grows a few
+    times in large steps); returns a log of ``(new capacity, hashing thread alive)`` per
+    growth."""
+    growths: list[tuple[int, bool]] = []
+    renew = _Assembler._renew
+
+    def logged(store: _Assembler, capacity: int) -> None:
+        growths.append((capacity, bool(_hashers())))
+        renew(store, capacity)
+
+    monkeypatch.setattr(_Assembler, "_target", _exact_target)
+    monkeypatch.setattr(_Assembler, "_renew", logged)
+    return growths
+
+
+def _chunk_source(kind: str, parts: list[bytes]) -> AsyncIterator[object]:
+    reused = bytearray(max(map(len, parts)))
+
+    async def chunks() -> AsyncIterator[object]:
+        for i, part in enumerate(parts):
+            if kind == "bytes" or (kind == "mixed" and i % 2):
+                yield part
+            elif kind in ("reused", "mixed"):  # one buffer, refilled for every chunk
+                reused[: len(part)] = part
+                yield memoryview(reused)[: len(part)]
+            elif kind == "array":  # 4-byte items: stored as their bytes
+                whole = len(part) // 4 * 4
+                yield array.array("I", part[:whole])
+                yield part[whole:]
+            else:
+                yield bytearray(part)
+
+    return chunks()
+
+
+@pytest.mark.skipif(not _streaming._PrivateBytes.available, reason="CPython's bytes storage")
+@pytest.mark.usefixtures("hash_in_thread")
+@pytest.mark.parametrize("size", [997, 65536])
+@pytest.mark.parametrize("kind", ["bytes", "bytearray", "reused", "mixed", "array"])
+async def test_without_a_length_the_bytes_grow_in_place_while_hashed(
+    grow_every_chunk: list[tuple[int, bool]], kind: str, size: int
+) -> None:
+    stream = await open_stream(_chunk_source(kind, chunked(BIG, size)))
+    assert stream.total is None
+    store, digest, info = await _ingest(stream, None, None)
+    wasm = store.take()
+    assert type(wasm) is bytes
+    assert wasm == BIG
+    assert digest == hashlib.sha256(BIG).digest()
+    assert info == decode_module(BIG)
+    # It grew for every chunk, and did so while the thread was reading the storage.
+    assert len(grow_every_chunk) >= (len(BIG) - _streaming.MIN_ROOM) // size
+    assert any(alive for _, alive in grow_every_chunk)
+    assert not _hashers()
+
+
+async def test_without_a_length_the_storage_is_at_most_the_module_size() -> None:
+    sizes: list[int] = []
+    renew = _Assembler._renew
+
+    def logged(store: _Assembler, capacity: int) -> None:
+        sizes.append(capacity)
+        renew(store, capacity)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_Assembler, "_renew", logged)
+        stream = await open_stream(agen(chunked(BIG, 4096)))
+        store, _, _ = await _ingest(stream, None, None)
+    assert store.take() == BIG
+    # The decoder vouches for the sections' ends: a few large steps, never far past the module
+    # (the section after the data section has 1/8 of the bytes received as room).
+    assert max(sizes) <= len(BIG) * 9 // 8
+    assert len(sizes) <= 4
+
+
+async def test_without_a_length_the_module_bytes_are_the_only_reference() -> None:
+    stream = await open_stream(agen(chunked(BIG, 5000)))
+    store, _, _ = await _ingest(stream, None, None)
+    wasm = store.take()
+    assert sys.getrefcount(wasm) == 2  # ``wasm`` and the call's argument: nothing else holds it
+    assert wasm == BIG
+    assert hash(wasm) == hash(bytes(BIG))  # no stale cached hash
+    assert store.take() == b""  # let go of
+
+
+@pytest.mark.skipif(not _streaming._PrivateBytes.available, reason="CPython's bytes storage")
+async def test_an_old_view_of_a_grown_storage_fails_instead_of_reading_freed_memory() -> None:
+    store = _Assembler(None)
+    old = store.buffer
+    assert isinstance(old, memoryview)
+    store.make_room(len(BIG))
+    assert store.make_room(len(BIG)) is False  # room enough: nothing moves
+    store.add(memoryview(BIG))
+    store.make_room(1 << 20)  # grows: the storage moves
+    with pytest.raises(ValueError, match="released"):
+        old[0]
+    assert store.take() == BIG
+
+
+@pytest.mark.usefixtures("hash_in_thread")
+@pytest.mark.parametrize("length", [False, True], ids=["no-length", "content-length"])
+async def test_off_cpython_a_bytearray_holds_the_bytes(
+    monkeypatch: pytest.MonkeyPatch, length: bool
+) -> None:
+    monkeypatch.setattr(_streaming._PrivateBytes, "available", False)
+    seen: list[int] = []
+    source: object = _chunk_source("reused", chunked(BIG, 1000))
+    if length:
+        headers = {"Content-Length": str(len(BIG))}
+        source = FakeHttpxResponse(source, headers=headers)  # type: ignore[arg-type]
+    stream = await open_stream(source)
+    store, digest, info = await _ingest(
+        stream, None, lambda received, _: seen.append(len(_hashers()))
+    )
+    assert isinstance(store.buffer, bytearray)
+    wasm = store.take()
+    assert (type(wasm), wasm, digest, info) == (
+        bytes,
+        BIG,
+        hashlib.sha256(BIG).digest(),
+        decode_module(BIG),
+    )
+    # A preallocated bytearray never moves: the thread reads it in place. A growing one is
+    # hashed in the calling thread.
+    assert max(seen) == (1 if length else 0)
+
+
+@pytest.mark.skipif(not _streaming._PrivateBytes.available, reason="CPython's bytes storage")
+def test_private_bytes() -> None:
+    storage = _streaming._PrivateBytes(10)
+    view = storage.view()
+    assert view is not None
+    view[:10] = b"0123456789"
+    view.release()
+    storage.resize(1 << 20)
+    view = storage.view()
+    assert view is not None
+    assert bytes(view[:10]) == b"0123456789"
+    view[10:13] = b"abc"
+    view.release()
+    data = storage.take(13)
+    assert (type(data), data) == (bytes, b"0123456789abc")
+    assert storage.view() is None
+    storage.discard()  # once only: nothing happens
+    for size in (0, 1):
+        small = _streaming._PrivateBytes(100)
+        v = small.view()
+        assert v is not None
+        v[0] = 0x41
+        v.release()
+        assert small.take(size) == b"A"[:size]
+    # Dropped without take: its finalizer gives the reference up.
+    dropped = _streaming._PrivateBytes(1000)
+    release = dropped._release
+    del dropped
+    assert not release.alive
+
+
+def test_the_decoder_vouches_for_the_section_being_received() -> None:
+    buffer = bytearray(len(BIG))
+    decoder = StreamingDecoder(buffer)
+    cut = len(BIG) - 1000  # in the data section
+    buffer[:cut] = BIG[:cut]
+    decoder.advance(cut)
+    data_end = len(BIG) - len(custom("trailer", b"the end"))
+    assert decoder.size_hint == data_end
+    with pytest.raises(ValueError, match="shorter"):
+        decoder.rebind(bytearray(10))
+    moved = memoryview(bytearray(BIG))
+    decoder.rebind(moved)
+    decoder.advance(len(BIG) - cut)
+    assert decoder.finish() == decode_module(BIG)
+    with pytest.raises(ValueError, match="rebind"):
+        StreamingDecoder().rebind(bytearray())
+
+
+async def test_without_a_length_compile_gets_the_bytes_and_the_cache_their_hash(
+    runtime: asyncwasm.Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    hash_in_thread: None,
+    grow_every_chunk: list[tuple[int, bool]],
+) -> None:
+    calls: list[tuple[bytes, bytes]] = []
+    original = _streaming.compile_async  # type: ignore[attr-defined]  # patched where it is used
+
+    async def spy(rt: asyncwasm.Runtime, wasm: bytes, **kwargs: Any) -> Module:
+        calls.append((wasm, kwargs["digest"]))
+        return await original(rt, wasm, **kwargs)
+
+    monkeypatch.setattr(_streaming, "compile_async", spy)
+    parts = chunked(BIG, 4000)
+    check_big(await asyncwasm.compile_streaming(_chunk_source("reused", parts)))
+    [(wasm, digest)] = calls
+    assert (type(wasm), wasm, digest) == (bytes, BIG, hashlib.sha256(BIG).digest())
+    check_big(await asyncwasm.compile(BIG))  # found in the cache under the streamed hash
+    info = runtime.cache_info()
+    assert (info.compiles, info.memory_hits) == (1, 1)
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.usefixtures("hash_in_thread", "grow_every_chunk")
+@pytest.mark.parametrize(
+    "stop", ["malformed", "max_bytes", "cancel", "progress", "source error", "truncated"]
+)
+async def test_without_a_length_an_early_stop_closes_the_source_and_frees_the_bytes(
+    runtime: asyncwasm.Runtime, stop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    discarded: list[_Assembler] = []
+    discard = _Assembler.discard
+
+    def logged(store: _Assembler) -> None:
+        discarded.append(store)
+        discard(store)
+
+    monkeypatch.setattr(_Assembler, "discard", logged)
+    half = len(BIG) // 2
+    parts = chunked(BIG[:half], 1000)
+    source = Source(parts, endless=True)
+    expected: type[BaseException] = CompileError
+    options: dict[str, Any] = {}
+    if stop == "malformed":  # a bad section id after a large custom section
+        parts = chunked(module(custom("pad", bytes(half))) + b"\x7f\x00", 1000)
+        source = Source(parts, endless=True)
+    elif stop == "max_bytes":
+        options["max_bytes"] = half - 500
+    elif stop == "progress":
+
+        def progress(received: int, total: int | None) -> None:
+            if received >= half:
+                raise _Stop
+
+        options["on_progress"] = progress
+        expected = _Stop
+    elif stop == "source error":
+        source = Source(parts, fail=_Stop())
+        expected = _Stop
+    elif stop == "truncated":
+        source = Source(parts)
+    if stop == "cancel":
+        source = Source(parts, hang=True)
+        with anyio.CancelScope() as scope:
+            source.on_hang = scope.cancel
+            await asyncwasm.compile_streaming(source)
+        assert scope.cancelled_caught
+    else:
+        with pytest.raises(expected):
+            await asyncwasm.compile_streaming(source, **options)
+    assert source.closed == (0 if stop == "truncated" else 1)  # read whole: released instead
+    assert source.pulled <= len(parts) + 1  # stopped at the chunk that ended it
+    [store] = discarded
+    assert store.take() == b""  # the bytes were let go of
+    with anyio.fail_after(10):
+        while _hashers():  # noqa: ASYNC110  (a thread ending: nothing to wait on)
+            await anyio.sleep(0.01)
+
+
 # A synchronous (hypothesis) test that runs the ingest with anyio.run itself: one backend.
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @settings(max_examples=60, deadline=None)
 @given(
     which=st.sampled_from([w for _, w in (*mm.VALID, *mm.MALFORMED)]),
     cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+    grow_every_chunk=st.booleans(),
 )
 def test_any_split_gives_the_whole_module_result(
-    anyio_backend: str, which: bytes, cuts: list[int]
+    anyio_backend: str, which: bytes, cuts: list[int], grow_every_chunk: bool
 ) -> None:
-    outcome = anyio.run(_ingest_outcome, _split(which, cuts))
+    with pytest.MonkeyPatch.context() as patch:
+        if grow_every_chunk:  # the storage moves for every chunk (from 1 byte on)
+            patch.setattr(_streaming, "MIN_ROOM", 1)
+            patch.setattr(_Assembler, "_target", _exact_target)
+        outcome = anyio.run(_ingest_outcome, _split(which, cuts))
     expected: tuple[bytes, bytes, object] | CompileError
     try:
         expected = (which, hashlib.sha256(which).digest(), decode_module(which))
