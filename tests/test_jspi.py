@@ -4,13 +4,12 @@ under test and on both anyio backends (asyncio, trio)."""
 from __future__ import annotations
 
 import gc
-import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
+from _jspi_common import make, no_unawaited_warnings  # noqa: F401  (autouse)
 from _wat import wat
 
 import asyncwasm
@@ -46,19 +45,6 @@ MODULE = """
 @pytest.fixture
 def module(runtime: asyncwasm.Runtime) -> Module:
     return Module(wat(MODULE))
-
-
-def make(module: Module, f: object, g: object = None) -> Instance:
-    return Instance(module, {"env": {"f": f, "g": g if g is not None else (lambda x: x)}})
-
-
-@pytest.fixture(autouse=True)
-def _no_unawaited_warnings() -> Iterator[None]:
-    # A coroutine dropped without being awaited warns at collection: make it fail the test.
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
-        gc.collect()
 
 
 async def test_suspending_import_awaits_a_coroutine(module: Module) -> None:

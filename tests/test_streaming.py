@@ -708,21 +708,8 @@ def _hashers() -> list[threading.Thread]:
 @pytest.mark.parametrize("length", [False, True], ids=["no-length", "content-length"])
 @pytest.mark.parametrize("kind", ["bytes", "bytearray", "reused", "mixed"])
 async def test_large_streams_hash_beside_the_loop(kind: str, length: bool) -> None:
-    parts = chunked(BIG, 1000)
-    reused = bytearray(1000)
-
-    async def chunks() -> AsyncIterator[object]:
-        for i, part in enumerate(parts):
-            if kind == "bytes" or (kind == "mixed" and i % 2):
-                yield part
-            elif kind in ("reused", "mixed"):  # one buffer, refilled for every chunk
-                reused[: len(part)] = part
-                yield memoryview(reused)[: len(part)]
-            else:
-                yield bytearray(part)
-
     seen: list[int] = []
-    source: object = chunks()
+    source: object = _chunk_source(kind, chunked(BIG, 1000))
     if length:  # the announced size: the thread hashes the final buffer in place, as it fills
         headers = {"Content-Length": str(len(BIG))}
         source = FakeHttpxResponse(source, headers=headers)  # type: ignore[arg-type]

@@ -24,6 +24,16 @@ Python host frame sits between it and the wasm call that worker runs (``blocked`
 plain host functions running, and a suspending import's ``start`` and awaitable); otherwise it
 raises ``SuspendError`` without calling ``start``.
 
+Resuming in order: wasmer keeps a per-thread record of the wasm calls running, as a stack that
+each call restores when it leaves. A suspended call that went back into wasm while a call
+entered after it was still suspended left that record pointing at the wrong call: its next trap
+or host exception crashed the process (wasmer's trap handler panicked, or the process
+segfaulted). So a suspending import whose awaitable is done returns into wasm only once every
+wasm call entered after its own has left (``_until_top``; meanwhile its driver waits, see
+``_wait_top``): suspended calls finish in the reverse order of their start, a call whose
+awaitable completed waiting for the later ones. A driver closed meanwhile is unwound once its
+call is on top (``_wake_top``).
+
 Cancellation: the cancellation exception the loop throws at the driver's yield is thrown into the
 awaitable inside the worker; if it propagates, it unwinds the wasm frames like any host exception
 and comes out of the driver. Closing the driver closes the awaitable and unwinds the wasm the same
@@ -39,6 +49,8 @@ import types
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, Final
 
+import anyio
+import anyio.lowlevel
 from greenlet import getcurrent, greenlet
 
 from .._exceptions import SuspendError
@@ -60,16 +72,27 @@ PromisingGreenlet: Final = _PromisingGreenlet
 _DONE: Final = 0  # the call returned payload
 _RAISED: Final = 1  # the call raised payload
 _YIELD: Final = 2  # a suspending import's awaitable yielded payload to the event loop
+_WAIT: Final = 3  # the import is done, but wasm calls entered after this one are still running
 
 _MAX_IDLE: Final = 16
 """Idle workers kept per thread (more are made while many calls are suspended at once)."""
 
 
 class _Idle(threading.local):
-    """This thread's idle workers (greenlets belong to their thread)."""
+    """This thread's workers (greenlets belong to their thread): the idle ones, and the order
+    in which the others entered their wasm calls (see "Resuming in order" above)."""
 
     def __init__(self) -> None:
         self.workers: list[_PromisingGreenlet] = []
+        # Workers inside a wasm call, in the order they entered it: wasmer's own per-thread
+        # record of the wasm calls running, which it keeps as a stack.
+        self.entered: list[_PromisingGreenlet] = []
+        # Workers waiting to be on top of ``entered`` before returning into wasm, and the event
+        # their driver waits on.
+        self.waiting: dict[_PromisingGreenlet, Any] = {}
+        # Workers whose driver was closed while others above them in ``entered`` were not theirs:
+        # unwound once they are on top.
+        self.closing: set[_PromisingGreenlet] = set()
 
 
 _idle: Final = _Idle()
@@ -104,11 +127,21 @@ def _below(depth: int, switch: Callable[..., Any], *args: Any) -> Any:
 def _work(call: Callable[..., Any], args: Sequence[Any]) -> None:
     """A worker's body: run the calls its drivers switch in, report each one's outcome."""
     this = getcurrent()
+    state = _idle
+    entered = state.entered
     while True:
+        entered.append(this)
         try:
             message: tuple[int, Any] = (_DONE, call(*args))
         except BaseException as exc:  # the driver re-raises it, whatever it is
             message = (_RAISED, exc)
+        finally:
+            if entered[-1] is this:
+                entered.pop()
+            else:  # pragma: no cover - the order was broken already (see _until_top)
+                entered.remove(this)
+        if entered:
+            _wake_top(state)
         del call, args
         # Idle from here until the next call switches in (a GreenletExit thrown here when an
         # idle worker is dropped ends the greenlet, as it should).
@@ -142,14 +175,31 @@ def _drive(
             kind, payload = worker.switch(call, args)
         else:
             kind, payload = _below(_PADDING, worker.switch, call, args)
-    while kind == _YIELD:
-        # Suspended: yield to the loop what the awaitable yielded, hand back what it answers.
-        try:
-            sent = yield payload
-        except BaseException as exc:  # cancellation, or the driver closed (GeneratorExit)
-            kind, payload = worker.throw(exc)
+    while kind in (_YIELD, _WAIT):
+        if kind == _YIELD:
+            # Suspended: yield to the loop what the awaitable yielded, hand back its answer.
+            try:
+                sent = yield payload
+            except GeneratorExit:
+                if not _may_unwind(worker):
+                    _idle.closing.add(worker)  # unwound once on top (see _wake_top)
+                    raise
+                kind, payload = worker.throw(GeneratorExit)
+            except BaseException as exc:  # cancellation
+                kind, payload = worker.throw(exc)
+            else:
+                kind, payload = worker.switch(sent)
         else:
-            kind, payload = worker.switch(sent)
+            # The import is done but must not return into wasm yet (see _until_top).
+            try:
+                yield from _wait_top(worker)
+            except GeneratorExit:
+                _idle.closing.add(worker)
+                raise
+            except BaseException as exc:  # kept by the worker until it may go on
+                kind, payload = worker.throw(exc)
+            else:
+                kind, payload = worker.switch(None)
     # Idle again (it keeps the last task's context until its next call; the pool is small).
     if len(idle) < _MAX_IDLE:
         idle.append(worker)
@@ -159,6 +209,74 @@ def _drive(
     if nresults == 1:
         return (payload,)
     return () if nresults == 0 else tuple(payload)
+
+
+def _wait_top(worker: _PromisingGreenlet) -> Generator[Any, Any, None]:
+    """Wait (in the driver's task) until ``worker`` is on top of this thread's ``entered``.
+    Shielded: a cancellation can't be acted on before then anyway (the worker keeps it)."""
+    state = _idle
+    if state.entered and state.entered[-1] is worker:
+        return
+    event = anyio.Event()
+    state.waiting[worker] = event
+    try:
+        # (ASYNC100: the ``yield from`` is this generator-based coroutine's await.)
+        with anyio.CancelScope(shield=True):  # noqa: ASYNC100
+            yield from event.wait().__await__()
+    finally:
+        state.waiting.pop(worker, None)
+    # A cancellation that came meanwhile: now the worker can act on it.
+    yield from anyio.lowlevel.checkpoint_if_cancelled().__await__()
+
+
+def _may_unwind(worker: _PromisingGreenlet) -> bool:
+    """Whether ``worker``'s wasm frames may be unwound now: every wasm call entered after its
+    own runs inside it (nested calls, which unwinding it closes first)."""
+    entered = _idle.entered
+    if worker not in entered:
+        return True
+    for above in entered[entered.index(worker) + 1 :]:
+        g: Any = above.parent
+        while g is not None and g is not worker:
+            g = g.parent
+        if g is None:
+            return False
+    return True
+
+
+def _wake_top(state: _Idle) -> None:
+    """After a wasm call left ``state.entered``: unwind the worker now on top if its driver was
+    closed, else let it go on if it waits for that (``_wait_top``)."""
+    entered = state.entered
+    while entered:
+        top = entered[-1]
+        if top in state.closing:
+            state.closing.discard(top)
+            top.parent = getcurrent()
+            top.throw(GeneratorExit)  # it leaves ``entered`` (and wakes the next) on the way
+            continue
+        event = state.waiting.get(top)
+        if event is not None:
+            event.set()
+        return
+
+
+def _until_top(g: _PromisingGreenlet) -> BaseException | None:
+    """Before a suspending import returns (or raises) into the wasm of worker ``g``: wait until
+    every wasm call entered after ``g``'s has left. wasmer keeps its per-thread record of running
+    wasm calls as a stack, restored when each call leaves; a call that went back into wasm with
+    that record pointing elsewhere crashed the process at its next trap or host exception
+    (measured: wasmer's trap handler panicking, or a segfault). What the driver throws in
+    meanwhile (cancellation) is kept and returned, to be raised into the wasm then."""
+    entered = _idle.entered
+    error: BaseException | None = None
+    while entered[-1] is not g:
+        try:
+            g.parent.switch(_WAIT, None)
+        except BaseException as exc:
+            if error is None:
+                error = exc
+    return error
 
 
 call_promising: Final = _drive
@@ -205,7 +323,17 @@ def suspending_host(
             if cls is tuple or cls is list:  # the results, at once (checked first: the usual case)
                 return out  # type: ignore[return-value,unused-ignore]
             if getattr(cls, "__await__", None) is not None or inspect.isawaitable(out):
-                return _await(g, out)
+                try:
+                    result = _await(g, out)
+                except BaseException:
+                    error = _until_top(g)
+                    if error is not None:  # a cancellation that came meanwhile goes first
+                        raise error from None
+                    raise
+                error = _until_top(g)
+                if error is not None:
+                    raise error
+                return result
             return out  # type: ignore[return-value,unused-ignore]
         finally:
             g.blocked -= 1
