@@ -130,16 +130,13 @@ def _work(call: Callable[..., Any], args: Sequence[Any]) -> None:
     state = _idle
     entered = state.entered
     while True:
-        entered.append(this)
         try:
+            entered.append(this)
             message: tuple[int, Any] = (_DONE, call(*args))
         except BaseException as exc:  # the driver re-raises it, whatever it is
             message = (_RAISED, exc)
-        finally:
-            if entered[-1] is this:
-                entered.pop()
-            else:  # pragma: no cover - the order was broken already (see _until_top)
-                entered.remove(this)
+        if entered and entered[-1] is this:  # on top, as _until_top makes sure (unless a
+            entered.pop()  # signal handler raised before ``append``)
         if entered:
             _wake_top(state)
         del call, args
@@ -175,7 +172,7 @@ def _drive(
             kind, payload = worker.switch(call, args)
         else:
             kind, payload = _below(_PADDING, worker.switch, call, args)
-    while kind in (_YIELD, _WAIT):
+    while kind >= _YIELD:  # _YIELD or _WAIT
         if kind == _YIELD:
             # Suspended: yield to the loop what the awaitable yielded, hand back its answer.
             try:
