@@ -15,7 +15,7 @@ from ._context import StoreCell, StoreContext, StoreObject, handle_of
 from ._engines import UncaughtWasmException
 from ._engines._base import ExternHandle, FuncHandle, InlineCall, InlineHost, close_awaitable
 from ._tag import exception_from_engine
-from ._types import FuncType
+from ._types import FuncType, ValType
 from ._values import (
     CANONICAL_TESTS,
     check_boundary_types,
@@ -25,7 +25,14 @@ from ._values import (
     to_engine_value,
 )
 
-__all__ = ["Function", "host_function_handle", "refuse_awaitable", "results_to_engine"]
+__all__ = [
+    "Function",
+    "count_error",
+    "forwarder",
+    "host_function_handle",
+    "refuse_awaitable",
+    "results_to_engine",
+]
 
 
 class Function(StoreObject[FuncType | None], kind="function"):
@@ -42,10 +49,14 @@ class Function(StoreObject[FuncType | None], kind="function"):
     every later call: no per-call type checks, no generic conversion.
     """
 
-    __slots__ = ("_invoke",)
+    __slots__ = ("_invoke", "_promising")
 
     _invoke: Callable[..., Any]
     """What a call runs: first ``_first_call`` (which prepares), then the prepared path."""
+    _promising: Callable[..., Any] | None
+    """The prepared path of ``promising(self)`` calls (see ``_jspi``), once one was made: kept
+    here, not per ``promising()`` object, so that ``await promising(f)(x)`` written inline
+    prepares once."""
 
     def __init__(self) -> None:
         raise TypeError("Function objects come from instance exports; they can't be constructed")
@@ -57,6 +68,7 @@ class Function(StoreObject[FuncType | None], kind="function"):
         # A weak reference: the object must not keep itself alive (a cycle would leave every
         # function to the cycle collector).
         self._invoke = functools.partial(_first_call, weakref.ref(self))
+        self._promising = None
 
     # Calling the object runs ``_invoke`` directly: ``__call__`` is the slot's own descriptor
     # (set below the class), so a call costs no Python frame of its own and no getter call
@@ -89,7 +101,7 @@ class Function(StoreObject[FuncType | None], kind="function"):
         """Make this function's call path (checking what a call checks, in the same order)."""
         t = self.type
         if nargs != len(t.params):
-            raise _count_error(len(t.params), nargs)
+            raise count_error(len(t.params), nargs)
         context = self._context
         check_boundary_types(t.params, context.features, "this function's signature")
         check_boundary_types(t.results, context.features, "this function's signature")
@@ -99,8 +111,8 @@ class Function(StoreObject[FuncType | None], kind="function"):
         def uncaught(error: UncaughtWasmException) -> BaseException:
             return exception_from_engine(context, cell, error)
 
-        def count_error(given: int) -> TypeError:
-            return _count_error(len(t.params), given)
+        def given_error(given: int) -> TypeError:
+            return count_error(len(t.params), given)
 
         to_engine = tuple(to_engine_converter(p, context) for p in t.params)
         inline: InlineCall | None = None
@@ -112,7 +124,7 @@ class Function(StoreObject[FuncType | None], kind="function"):
         invoke: Callable[..., Any]
         if inline is not None:
             invoke = _inline_invoker(t, inline, context.features.exceptions)(
-                _to_engine=to_engine, _count_error=count_error, _uncaught=uncaught, **inline.values
+                _to_engine=to_engine, _count_error=given_error, _uncaught=uncaught, **inline.values
             )
             self._invoke = invoke
             return invoke
@@ -128,7 +140,7 @@ class Function(StoreObject[FuncType | None], kind="function"):
             caller,
             to_engine,
             tuple(from_engine_converter(r, context) for r in t.results),
-            count_error,
+            given_error,
             uncaught,
         )
         self._invoke = invoke
@@ -147,7 +159,7 @@ def _first_call(ref: weakref.ref[Function], *args: object) -> Any:
     return function._prepare(len(args))(*args)
 
 
-def _count_error(expected: int, given: int) -> TypeError:
+def count_error(expected: int, given: int) -> TypeError:
     return TypeError(
         f"this WebAssembly function takes {expected} argument"
         f"{'' if expected == 1 else 's'} ({given} given)"
@@ -163,6 +175,7 @@ def _count_error(expected: int, given: int) -> TypeError:
 _Factory: TypeAlias = Callable[..., Any]
 _MISSING: Any = object()  # an argument not given (see ``_head``)
 _INVOKERS: dict[FuncType, _Factory] = {}
+_FORWARDERS: dict[tuple[ValType, ...], _Factory] = {}
 _INLINE_INVOKERS: dict[tuple[FuncType, Hashable, bool], _Factory] = {}
 _TRAMPOLINES: dict[FuncType, _Factory] = {}
 _INLINE_TRAMPOLINES: dict[tuple[FuncType, Hashable, bool], _Factory] = {}
@@ -251,6 +264,25 @@ def _invoker(t: FuncType) -> _Factory:
     factory = _compile_factory("\n".join(lines), f"call {t}")
     with _FACTORY_LOCK:
         return _INVOKERS.setdefault(t, factory)
+
+
+def forwarder(t: FuncType) -> _Factory:
+    """``factory(_caller, _to_engine, _count_error) -> invoke(*args)`` for ``t``: ``_invoker``'s
+    count check and argument conversions, then ``_caller(a0, ...)`` returned as it is (a
+    promising call's awaitable: its results are converted where it is awaited)."""
+    factory = _FORWARDERS.get(t.params)
+    if factory is not None:
+        return factory
+    names = [f"a{i}" for i in range(len(t.params))]
+    lines = [
+        "def factory(_caller, _to_engine, _count_error):",
+        *_head(t),
+        f"        return _caller({', '.join(names)})",
+        "    return invoke",
+    ]
+    factory = _compile_factory("\n".join(lines), f"forward {t}")
+    with _FACTORY_LOCK:
+        return _FORWARDERS.setdefault(t.params, factory)
 
 
 def _inline_invoker(t: FuncType, inline: InlineCall, throws: bool) -> _Factory:

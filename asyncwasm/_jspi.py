@@ -3,28 +3,30 @@
 ``Suspending(fn)`` marks a callable (usually an ``async def``) as an import that may suspend the
 wasm computation; ``promising(export)`` gives an async callable whose calls may be suspended.
 How the engine suspends (wasmtime's call futures, greenlets on wasmer) stays behind the engine
-interface (``Engine.func_new_suspending``, ``Engine.call_promising``); this module only converts
+interface (``Engine.func_new_suspending``, ``Engine.prepare_promising``); this module only converts
 values and checks what the user passed.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
-from types import CoroutineType, GeneratorType
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from ._context import StoreCell, StoreContext, StoreObject, cell_of, context_of, handle_of
 from ._engines import UncaughtWasmException
-from ._engines._base import FuncHandle, close_awaitable
+from ._engines._base import FuncHandle, PendingResults
 from ._exceptions import SuspendError
-from ._function import Function, refuse_awaitable, results_to_engine
+from ._function import Function, count_error, forwarder, refuse_awaitable, results_to_engine
 from ._tag import exception_from_engine
 from ._values import (
     CANONICAL_TESTS,
     check_boundary_types,
     from_engine_converter,
-    to_engine_value,
+    to_engine_converter,
 )
 
 if TYPE_CHECKING:
@@ -72,63 +74,93 @@ class Promising:
     awaited. Results are as for a plain call of ``func``.
     """
 
-    __slots__ = ("_func", "_path")
+    __slots__ = ("__weakref__", "_func", "_invoke")
+
+    _invoke: Callable[..., Awaitable[Any]]
+    """What a call runs: ``_first_call`` (which prepares), or the function's prepared path."""
 
     def __init__(self, func: Function) -> None:
         self._func = func
-        self._path: _CallPath | None = None
+        prepared = func._promising
+        # A weak reference: the object must not keep itself alive (see ``Function``).
+        self._invoke = (
+            prepared if prepared is not None else functools.partial(_first_call, weakref.ref(self))
+        )
 
-    def __call__(self, *args: object) -> Coroutine[Any, Any, Any]:
-        path = self._path
-        if path is None or len(args) != path.nparams:
-            path = self._path = _CallPath(self._func, len(args))
-        values = list(args)
-        for i, test, t in path.params:
-            value = values[i]
-            if test is None or not test(value):
-                values[i] = to_engine_value(value, t, path.context)
-        return _run(path, values)
+    # As for ``Function``: calling the object runs ``_invoke`` directly (the slot's descriptor is
+    # ``__call__``), no Python frame of its own per call (issue 11).
+    if TYPE_CHECKING:
+
+        def __call__(self, *args: object) -> Coroutine[Any, Any, Any]: ...
 
     def __repr__(self) -> str:
         return f"<asyncwasm.promising {self._func!r}>"
 
 
-class _CallPath:
-    """What every promising call of one function needs, worked out (and checked) once, in the
-    order a call checks: the argument count, then the signature's value types."""
+setattr(Promising, "__call__", Promising.__dict__["_invoke"])  # noqa: B010  (mypy: a method)
 
-    __slots__ = (
-        "call_promising",
-        "cell",
-        "context",
-        "func",
-        "handle",
-        "nparams",
-        "params",
-        "results",
-        "type",
-    )
 
-    def __init__(self, func: Function, nargs: int) -> None:
-        t = func.type
-        if nargs != len(t.params):
-            raise TypeError(
-                f"this WebAssembly function takes {len(t.params)} argument"
-                f"{'' if len(t.params) == 1 else 's'} ({nargs} given)"
-            )
-        context = context_of(func)
-        check_boundary_types(t.params, context.features, "this function's signature")
-        check_boundary_types(t.results, context.features, "this function's signature")
-        self.func = func
-        self.type = t
-        self.nparams = len(t.params)
-        self.context = context
-        self.call_promising = context.engine.call_promising
-        self.cell = cell_of(func)
-        self.handle = handle_of(func, FuncHandle)
-        # Per parameter: a test true when to_engine_value would return the value unchanged.
-        self.params = tuple((i, _canonical_test(p), p) for i, p in enumerate(t.params))
-        self.results = tuple(from_engine_converter(r, context) for r in t.results)
+def _first_call(ref: weakref.ref[Promising], *args: object) -> Any:
+    """The first call of a ``promising()`` object whose function had no prepared path."""
+    self = ref()
+    assert self is not None  # it is being called
+    invoke = self._invoke = _prepare(self._func, len(args))
+    return invoke(*args)
+
+
+def _prepare(func: Function, nargs: int) -> Callable[..., Awaitable[Any]]:
+    """``func``'s promising call path, made once per function (checking what a call checks, in
+    the same order: the argument count, then the signature's value types): the public layer's
+    argument conversions (``forwarder``) in front of the engine's prepared call, which converts
+    the results."""
+    prepared = func._promising
+    if prepared is not None:
+        return prepared
+    t = func.type
+    if nargs != len(t.params):
+        raise count_error(len(t.params), nargs)
+    context = context_of(func)
+    check_boundary_types(t.params, context.features, "this function's signature")
+    check_boundary_types(t.results, context.features, "this function's signature")
+    engine, cell, handle = context.engine, cell_of(func), handle_of(func, FuncHandle)
+    store = cell.handle
+
+    def uncaught(error: UncaughtWasmException) -> BaseException:
+        return exception_from_engine(context, cell, error)
+
+    def given_error(given: int) -> TypeError:
+        return count_error(len(t.params), given)
+
+    finish = _finisher(t, context)
+    try:
+        caller = engine.prepare_promising(store, handle, t, finish, uncaught)
+    except Exception:
+        # What the engine refuses (a value type it can't pass: NotSupportedError) is raised by
+        # each call, after the arguments were converted, as an unprepared call does.
+        def caller(*args: object) -> Awaitable[object]:
+            return engine.prepare_promising(store, handle, t, finish, uncaught)(*args)
+
+    to_engine = tuple(to_engine_converter(p, context) for p in t.params)
+    invoke: Callable[..., Awaitable[Any]] = forwarder(t)(caller, to_engine, given_error)
+    func._promising = invoke
+    return invoke
+
+
+def _finisher(t: FuncType, context: StoreContext) -> Callable[[object], object] | None:
+    """What turns the engine's raw results of a call of type ``t`` (as ``prepare_call``'s
+    caller returns them) into the public ones, or ``None`` where they are the same."""
+    converters = tuple(from_engine_converter(r, context) for r in t.results)
+    if not any(converters):
+        return None
+    if len(converters) == 1:
+        return converters[0]
+
+    def finish(raw: Any) -> tuple[object, ...]:
+        return tuple(
+            v if convert is None else convert(v) for v, convert in zip(raw, converters, strict=True)
+        )
+
+    return finish
 
 
 _TESTS: dict[str, Callable[[object], bool]] = {}
@@ -143,22 +175,6 @@ def _canonical_test(t: ValType) -> Callable[[object], bool] | None:
             return None
         test = _TESTS[t] = eval(f"lambda v: {source.format(v='v')}")
     return test
-
-
-async def _run(path: _CallPath, values: Sequence[object]) -> Any:
-    try:
-        results = await path.call_promising(path.cell.handle, path.handle, path.type, values)
-    except UncaughtWasmException as exc:
-        raise exception_from_engine(path.context, path.cell, exc) from None
-    converters = path.results
-    if len(converters) == 1:
-        convert = converters[0]
-        return results[0] if convert is None else convert(results[0])
-    if not converters:
-        return None
-    return tuple(
-        v if convert is None else convert(v) for v, convert in zip(results, converters, strict=True)
-    )
 
 
 def promising(func: object) -> Promising:
@@ -224,34 +240,10 @@ def suspending_function_handle(
             )
         cls = result.__class__
         if cls is CoroutineType or (cls is not int and inspect.isawaitable(result)):
-            return _Finishing(result, results)
+            return PendingResults(result, results)
         return results(result)
 
     return context.engine.func_new_suspending(cell.handle, t, start, blocking=suspending._blocking)
-
-
-class _Finishing:
-    """The awaitable a suspending import hands the engine: ``fn``'s awaitable, then its results
-    converted. Closing it (never awaited: cancelled, or refused outside a promising call)
-    closes ``fn``'s awaitable, so that no coroutine is left "never awaited"."""
-
-    __slots__ = ("_awaitable", "_results")
-
-    def __init__(self, awaitable: object, results: Callable[[object], Sequence[object]]) -> None:
-        self._awaitable = awaitable
-        self._results = results
-
-    def __await__(self) -> Generator[Any, Any, Sequence[object]]:
-        # Delegates to ``fn``'s awaitable directly (no coroutine of our own in between).
-        awaitable: Any = self._awaitable
-        if isinstance(awaitable, GeneratorType):  # a @types.coroutine generator
-            result = yield from awaitable
-        else:
-            result = yield from awaitable.__await__()
-        return self._results(result)
-
-    def close(self) -> None:
-        close_awaitable(self._awaitable)
 
 
 def isolated_store(context: StoreContext, values: Sequence[object]) -> StoreCell | None:

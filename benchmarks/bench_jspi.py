@@ -14,8 +14,9 @@ Figures, per engine:
 * resident memory per suspended call (1,000 calls suspended at once on 1,000 instances);
 * the per-call figures in microseconds, and the floor under them: what the engine's own
   mechanism costs with the least Python possible (wasmtime: the C API's call futures driven
-  through ctypes with minimal callbacks, no asyncwasm; wasmer: a greenlet switch out and back),
-  and the sleep(0) ratio that floor alone would give.
+  through ctypes with minimal callbacks, no asyncwasm; wasmer: raw wasmer calls driven through a
+  greenlet, the import switching out and back), and the sleep(0) ratio that floor alone would
+  give.
 
 Per-call figures are the median of several rounds of many calls.
 """
@@ -238,16 +239,27 @@ async def measure(engine: str, quick: bool) -> list[Figure]:
                 figures.append(Figure(f"  C API floor (no asyncwasm): {name}", value * 1e6, "us"))
             suspend_floor = floor[2]
         else:
-            suspend_floor = _greenlet_floor(n, rounds)
-            figures.append(
-                Figure("  greenlet floor: switch out and back", suspend_floor * 1e6, "us")
-            )
+            floor = _wasmer_floor(n, rounds)
+            names = ("never suspends", "import suspending once")
+            for name, value in zip(names, floor, strict=True):
+                figures.append(
+                    Figure(f"  greenlet floor (no asyncwasm): {name}", value * 1e6, "us")
+                )
+            suspend_floor = floor[1]
         figures.append(
             Figure(
                 "  sleep(0) ratio of that floor alone",
                 (suspend_floor + t_py) / t_py,
                 "x",
                 note="the suspension mechanism with no bookkeeping, plus the await itself",
+            )
+        )
+        figures.append(
+            Figure(
+                "  never-suspends ratio of that floor alone",
+                floor[0] / t_sync,
+                "x",
+                note="the raw engine's promising path against our plain call",
             )
         )
         value_inst = Instance(module, {"env": {"f": Suspending(ident)}})
@@ -292,17 +304,42 @@ async def measure(engine: str, quick: bool) -> list[Figure]:
     return figures
 
 
-def _greenlet_floor(n: int, rounds: int) -> float:
-    """Seconds per switch into a greenlet and back (what a suspension costs wasmer at least)."""
-    from greenlet import greenlet
+def _wasmer_floor(n: int, rounds: int) -> tuple[float, float]:
+    """Seconds per call of raw wasmer (no asyncwasm) driven through a greenlet with the least
+    Python possible: a call that never suspends (switch into the greenlet, call, switch back);
+    one whose Python import suspends once (it switches out and is switched back into). Imports
+    wasmer itself: it measures below asyncwasm."""
+    import wasmer
+    import wasmer_compiler_cranelift
+    from greenlet import getcurrent, greenlet
 
-    def body() -> None:
-        parent = greenlet.getcurrent().parent
+    store = wasmer.Store(wasmer.engine.Universal(wasmer_compiler_cranelift.Compiler))
+    main = getcurrent()
+
+    def host(x: int) -> int:
+        return int(main.switch(None))  # suspended until switched back into, with the result
+
+    i32 = wasmer.FunctionType([wasmer.Type.I32], [wasmer.Type.I32])
+    imports = {"env": {"f": wasmer.Function(store, host, i32)}}
+    instance = wasmer.Instance(wasmer.Module(store, wat(MODULE)), imports)
+    add1, run = instance.exports.add1, instance.exports.run
+
+    def body(call: Callable[[int], int]) -> None:
         while True:
-            parent.switch()
+            call = main.switch(call(1))
 
-    g = greenlet(body)
-    return _per_sync_call(g.switch, n, rounds)
+    worker = greenlet(body)
+
+    def never() -> None:
+        worker.switch(add1)
+
+    def suspended() -> None:
+        if worker.switch(run) is not None:
+            raise RuntimeError("the import did not suspend")
+        if worker.switch(7) != 7:
+            raise RuntimeError("the suspended import's result did not arrive")
+
+    return _per_sync_call(never, n, rounds), _per_sync_call(suspended, n, rounds)
 
 
 def _wasmtime_floor(n: int, rounds: int) -> tuple[float, float, float]:

@@ -10,6 +10,7 @@ see the awaiting task's context variables; two event loops in two threads don't 
 from __future__ import annotations
 
 import contextvars
+import inspect
 import threading
 import types
 from collections.abc import Generator
@@ -597,3 +598,150 @@ async def _usable(module: Module, *instances: Instance) -> None:
         assert inst.exports.add1(1) == 2
         assert await promising(inst.exports.add1)(1) == 2
     await _healthy(make(module, Suspending(later)))
+
+
+_NESTED_OUT_OF_ORDER = """
+import json, random, anyio, asyncwasm
+from asyncwasm import Module, Instance, Suspending, promising
+from _wat import wat
+module = Module(wat('''(module (import "env" "f" (func $f (param i32) (result i32)))
+  (func (export "run") (param i32) (result i32) (i32.add (call $f (local.get 0)) (i32.const 1)))
+  (func (export "trap") (result i32) unreachable))'''))
+
+async def main(seed):
+    rnd = random.Random(seed)
+    gates = [anyio.Event() for _ in range(8)]
+
+    async def inner(x):
+        await gates[x].wait()
+        if x % 3 == 2:
+            raise KeyError(x)
+        return x * 100
+
+    inners = [Instance(module, {"env": {"f": Suspending(inner)}}) for _ in range(8)]
+
+    async def outer(x):
+        # No suspension of its own: it suspends when the nested call does.
+        try:
+            return await promising(inners[x].exports.run)(x) + 10
+        except KeyError:
+            return -x
+
+    outers = [Instance(module, {"env": {"f": Suspending(outer)}}) for _ in range(8)]
+    results = {}
+
+    async def call(i):
+        results[i] = await promising(outers[i].exports.run)(i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(8):
+            tg.start_soon(call, i)
+        await anyio.wait_all_tasks_blocked()
+        order = list(range(8))
+        rnd.shuffle(order)
+        for i in order:
+            gates[i].set()
+            await anyio.wait_all_tasks_blocked()
+            try:
+                inners[0].exports.trap()
+            except asyncwasm.RuntimeError:
+                pass
+    return [results[i] for i in range(8)]
+
+runs = [anyio.run(main, seed, backend="trio" if seed % 2 else "asyncio") for seed in range(30)]
+print(json.dumps({"runs": runs}))
+"""
+
+
+def test_nested_calls_released_out_of_order_keep_the_process_alive(engine: str) -> None:
+    """Eight calls suspended through a nested promising call each (the outer import suspends
+    only because the inner call does), released in a random order, some inner imports failing:
+    on wasmer each outer call is recorded as entered before its inner one when the inner one
+    suspends (the record is kept lazily), so they still leave in the reverse order of entry."""
+    runs = run_json(_NESTED_OUT_OF_ORDER, engine=engine, timeout=300)["runs"]
+    expected = [-i + 1 if i % 3 == 2 else i * 100 + 1 + 10 + 1 for i in range(8)]
+    assert runs == [expected] * 30
+
+
+_CLOSED_FROM_A_RUNNING_CALL = """
+import json, types, anyio, asyncwasm
+from asyncwasm import Module, Instance, Suspending, promising
+from _wat import wat
+module = Module(wat('''(module (import "env" "f" (func $f (param i32) (result i32)))
+  (func (export "run") (param i32) (result i32) (i32.add (call $f (local.get 0)) (i32.const 1)))
+  (func (export "trap") (result i32) unreachable))'''))
+
+@types.coroutine
+def pause():
+    yield "paused"
+
+async def main():
+    events = []
+
+    async def waits(x):
+        try:
+            await pause()
+        finally:
+            events.append("unwound first")
+        return x
+
+    first = Instance(module, {"env": {"f": Suspending(waits)}})
+    suspended = promising(first.exports.run)(1)
+    while suspended.send(None) != "paused":  # (a time slice's yield first, on wasmtime)
+        pass
+
+    async def closes(x):
+        # Runs at once inside the second call's wasm, which has never suspended.
+        suspended.close()
+        events.append("closed")
+        if x == 13:
+            raise KeyError(x)  # a host exception through the second call's wasm frames
+        return x
+
+    second = Instance(module, {"env": {"f": Suspending(closes)}})
+    try:
+        await promising(second.exports.run)(13)
+    except KeyError:
+        events.append("second failed")
+    for _ in range(20):
+        try:
+            first.exports.trap()
+        except asyncwasm.RuntimeError:
+            pass
+    seen = list(events)
+    assert await promising(second.exports.run)(5) == 6
+    return seen
+
+print(json.dumps({"events": anyio.run(main)}))
+"""
+
+
+def test_a_call_closed_from_inside_a_later_running_call(engine: str) -> None:
+    """A suspended call's coroutine closed by the import of a later call that has never
+    suspended (so it was not yet recorded as entered, on wasmer): the earlier call's wasm is
+    unwound only after the later call has left its wasm, which then fails through its frames
+    without harm; traps afterwards keep the process alive."""
+    events = run_json(_CLOSED_FROM_A_RUNNING_CALL, engine=engine, timeout=120)["events"]
+    if engine == "wasmer":
+        assert events == ["closed", "unwound first", "second failed"]
+    else:
+        assert events == ["unwound first", "closed", "second failed"]
+
+
+async def test_promising_objects_of_one_function_share_its_prepared_path(module: Module) -> None:
+    """``await promising(f)(x)`` written inline prepares ``f``'s path once, not per object; the
+    call returns a coroutine (for ``create_task`` and trio), its arguments checked when called."""
+    inst = make(module, Suspending(later))
+    first = promising(inst.exports.run)
+    with pytest.raises(TypeError):  # the count, checked when called: nothing to await
+        first()  # type: ignore[unused-coroutine]
+    call = first(5)
+    assert inspect.iscoroutine(call)
+    assert await call == 11
+    again = promising(inst.exports.run)
+    assert again._invoke is first._invoke
+    with pytest.raises(TypeError):
+        again(1.5)  # type: ignore[unused-coroutine]  # a float for an i32: refused when called
+    assert await again(5) == 11
+    assert await promising(inst.exports.add1)(1) == 2  # another function: its own path
+    assert promising(inst.exports.add1)._invoke is not first._invoke

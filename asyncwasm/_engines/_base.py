@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Hashable, Sequence
 from dataclasses import asdict, dataclass
-from typing import ClassVar, TypeAlias
+from types import GeneratorType
+from typing import Any, ClassVar, TypeAlias
 
 from .._exceptions import NotSupportedError
 from .._limits import Limits
@@ -97,8 +98,39 @@ SuspendingStart: TypeAlias = Callable[
 ]
 """A suspending host function as the engine sees it (JSPI): called with engine values on the
 event-loop thread; returns the results at once (a sequence of engine values: no suspension), or
-an awaitable resolving to them, which the engine's promising-call driver awaits while the wasm
-computation is suspended."""
+an awaitable resolving to them (usually a ``PendingResults``), which the engine's promising-call
+driver awaits while the wasm computation is suspended."""
+
+
+class PendingResults:
+    """What a suspending host function's ``start`` returns when its results are not ready:
+    ``awaitable`` (what the user's function returned), then ``finish(value)`` (``value`` being
+    what it resolves to) gives the engine values. Awaiting it does both; an engine may instead
+    drive ``awaitable`` itself and call ``finish`` (one layer less per step). Closing it (never
+    awaited: cancelled, or refused outside a promising call) closes ``awaitable``, so that no
+    coroutine is left "never awaited"."""
+
+    __slots__ = ("awaitable", "finish")
+
+    def __init__(
+        self, awaitable: object, finish: Callable[[object], Sequence[EngineValue]]
+    ) -> None:
+        self.awaitable = awaitable
+        self.finish = finish
+
+    def __await__(self) -> Generator[Any, Any, Sequence[EngineValue]]:
+        # Delegates to the awaitable directly (no coroutine of our own in between).
+        awaitable: Any = self.awaitable
+        if isinstance(awaitable, GeneratorType):  # a @types.coroutine generator
+            result = yield from awaitable
+        else:
+            result = yield from awaitable.__await__()
+        return self.finish(result)
+
+    def close(self) -> None:
+        close_awaitable(self.awaitable)
+
+
 HostCallable: TypeAlias = Callable[..., Sequence[EngineValue]]
 """A host function as the engine sees it: called with engine values (one per parameter),
 returns a sequence of engine values (one per result). Whatever it raises must come out of the
@@ -468,3 +500,31 @@ class Engine(abc.ABC):
         different stores (an engine may run those on one store one after the other).
         """
         raise NotSupportedError(self.name, "JSPI (promising calls)")
+
+    def prepare_promising(
+        self,
+        store: StoreHandle,
+        func: FuncHandle,
+        type: FuncType,
+        finish: Callable[[EngineValue], object] | None,
+        uncaught: Callable[[UncaughtWasmException], BaseException],
+    ) -> Callable[..., Awaitable[object]]:
+        """``call_promising``'s path for ``func``, prepared once and called many times: a
+        function of one engine value per parameter (positionally; the count is the caller's to
+        check) returning the awaitable of one promising call. That gives ``finish(raw)``, or
+        ``raw`` when ``finish`` is ``None``, where ``raw`` is what ``prepare_call``'s caller
+        returns (``None``, the value, or a tuple of several); it raises ``uncaught(exc)`` for an
+        ``UncaughtWasmException``, else what ``call_promising`` raises. Engines override it with
+        a path with fewer layers (issue 11); this default goes through ``call_promising``."""
+        nresults = len(type.results)
+        call_promising = self.call_promising
+
+        async def start(*args: EngineValue) -> object:
+            try:
+                results = await call_promising(store, func, type, args)
+            except UncaughtWasmException as exc:
+                raise uncaught(exc) from None
+            raw = results[0] if nresults == 1 else (results if nresults else None)
+            return raw if finish is None else finish(raw)
+
+        return start

@@ -59,9 +59,9 @@ import ctypes
 import hashlib
 import platform
 import threading
-from collections.abc import Callable, Coroutine, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from types import TracebackType
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar, cast
 
 import wasmer
 import wasmer_compiler_cranelift
@@ -99,6 +99,7 @@ from ._base import (
     SuspendingStart,
     TableHandle,
     TagHandle,
+    UncaughtWasmException,
 )
 from ._errors import ErrorMap, mapped
 from ._wasmer_init import INIT_EXPORT, defer_instantiation
@@ -436,8 +437,19 @@ def _affine(handle: object, cls: type[_A], what: str) -> _A:
 
 _CHECKED_FUNC_TYPES: set[FuncType] = set()
 """Function types whose value types all cross the boundary (only ever added to)."""
-_LAST_PROMISING_TYPE: list[FuncType | None] = [None]
-"""The type of the last promising call (a type's hash costs more than the rest of the check)."""
+_AS_TUPLE: Final[tuple[Callable[[Any], tuple[Any, ...]], ...]] = (
+    lambda _: (),
+    lambda value: (value,),
+)
+"""``call_promising``'s results as a tuple, from no result or one result."""
+
+
+def _then(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: second(first(value))
+
+
+def _no_uncaught(exc: UncaughtWasmException) -> BaseException:
+    return exc
 
 
 def _check_value_types(types: Sequence[str]) -> None:
@@ -811,18 +823,31 @@ class WasmerEngine(Engine):
     def call_promising(
         self, store: StoreHandle, func: FuncHandle, type: FuncType, args: Sequence[EngineValue]
     ) -> Coroutine[Any, Any, tuple[EngineValue, ...]]:
-        # ``call``'s checks made here; the worker greenlet makes just the wasm call, and the
-        # returned awaitable (not a coroutine of its own: one layer less) shapes the results.
-        if func.__class__ is not WasmerFunc or _get_ident() != func._thread:
-            func = _affine(func, WasmerFunc, "function")
-        if type is not _LAST_PROMISING_TYPE[0]:
-            if type not in _CHECKED_FUNC_TYPES:
-                _check_value_types(type.params)
-                _check_value_types(type.results)
-                _CHECKED_FUNC_TYPES.add(type)
-            _LAST_PROMISING_TYPE[0] = type
-        awaitable = _async.call_promising(func.inner, args, len(type.results), _CHECK_CALL)
-        return awaitable
+        nresults = len(type.results)
+        shape: Callable[[Any], Any] = _AS_TUPLE[nresults] if nresults < 2 else tuple
+        caller = self.prepare_promising(store, func, type, shape, _no_uncaught)
+        return cast("Coroutine[Any, Any, tuple[EngineValue, ...]]", caller(*args))
+
+    def prepare_promising(
+        self,
+        store: StoreHandle,
+        func: FuncHandle,
+        type: FuncType,
+        finish: Callable[[EngineValue], object] | None,
+        uncaught: Callable[[UncaughtWasmException], BaseException],
+    ) -> Callable[..., Awaitable[object]]:
+        # ``call``'s checks made once here, the thread check by each call; the worker greenlet
+        # makes just the wasm call. ``uncaught`` is never needed: wasmer refuses modules with
+        # tags, so wasm can't throw.
+        wfunc = _affine(func, WasmerFunc, "function")
+        _check_value_types(type.params)
+        _check_value_types(type.results)
+        shape: Callable[[Any], Any] | None = finish
+        if len(type.results) > 1:  # wasmer gives a list
+            shape = tuple if finish is None else _then(tuple, finish)
+        return _async.promising_caller(
+            wfunc.inner, wfunc._thread, _wrong_thread, shape, _CHECK_CALL
+        )
 
     def _func_new(
         self,

@@ -32,7 +32,11 @@ segfaulted). So a suspending import whose awaitable is done returns into wasm on
 wasm call entered after its own has left (``_until_top``; meanwhile its driver waits, see
 ``_wait_top``): suspended calls finish in the reverse order of their start, a call whose
 awaitable completed waiting for the later ones. A driver closed meanwhile is unwound once its
-call is on top (``_wake_top``).
+call is on top (``_wake_top``). The record of our own (``entered``) is kept lazily, so that a call
+that never suspends pays nothing for it: a worker in wasm that has not suspended is on the
+running greenlet's parent chain (the only way out of a worker's wasm is a suspension, or a nested
+promising call's worker, a child), so each suspension (and each check) first records that chain,
+in entry order, above what is recorded (``_record_chain``).
 
 Cancellation: the cancellation exception the loop throws at the driver's yield is thrown into the
 awaitable inside the worker; if it propagates, it unwinds the wasm frames like any host exception
@@ -43,10 +47,13 @@ way. The worker is then idle and reusable. No preemption: running wasm cannot be
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 import types
 from collections.abc import Callable, Generator, Sequence
+from threading import get_ident
+from types import CoroutineType, GeneratorType
 from typing import Any, Final
 
 import anyio
@@ -54,9 +61,9 @@ import anyio.lowlevel
 from greenlet import getcurrent, greenlet
 
 from .._exceptions import SuspendError
-from ._base import EngineValue, SuspendingStart, close_awaitable
+from ._base import EngineValue, PendingResults, SuspendingStart, close_awaitable
 
-__all__ = ["PromisingGreenlet", "call_promising", "plain_host", "suspending_host"]
+__all__ = ["PromisingGreenlet", "plain_host", "promising_caller", "suspending_host"]
 
 
 class _PromisingGreenlet(greenlet):  # type: ignore[misc,unused-ignore]
@@ -68,14 +75,23 @@ class _PromisingGreenlet(greenlet):  # type: ignore[misc,unused-ignore]
 PromisingGreenlet: Final = _PromisingGreenlet
 """The class of a promising call's greenlet (the wasmer engine tests for it on host calls)."""
 
-# What a worker switches to its driver with: (kind, payload).
-_DONE: Final = 0  # the call returned payload
+# What a worker switches to its driver with: a call's result itself (the usual case, no wrapper to
+# build and take apart), or a ``_Signal`` of one of these kinds.
 _RAISED: Final = 1  # the call raised payload
 _YIELD: Final = 2  # a suspending import's awaitable yielded payload to the event loop
 _WAIT: Final = 3  # the import is done, but wasm calls entered after this one are still running
 
+
+class _Signal(tuple[int, Any]):
+    """``(kind, payload)``: anything but a result, from a worker to its driver (a wasm call's
+    result, a value, a tuple or ``None``, is never one). A tuple: made in C, no ``__init__``."""
+
+    __slots__ = ()
+
+
 _MAX_IDLE: Final = 16
-"""Idle workers kept per thread (more are made while many calls are suspended at once)."""
+"""Idle workers kept per thread besides the spare one (more are made while many calls are
+suspended at once)."""
 
 
 class _Idle(threading.local):
@@ -83,9 +99,13 @@ class _Idle(threading.local):
     in which the others entered their wasm calls (see "Resuming in order" above)."""
 
     def __init__(self) -> None:
+        # The idle workers: one kept apart (a call that never suspends takes it and puts it back,
+        # the cheapest way), and others.
+        self.spare: _PromisingGreenlet | None = None
         self.workers: list[_PromisingGreenlet] = []
         # Workers inside a wasm call, in the order they entered it: wasmer's own per-thread
-        # record of the wasm calls running, which it keeps as a stack.
+        # record of the wasm calls running, which it keeps as a stack. Kept lazily: a worker
+        # is recorded once it (or a call nested in it) suspends (see ``_record_chain``).
         self.entered: list[_PromisingGreenlet] = []
         # Workers waiting to be on top of ``entered`` before returning into wasm, and the event
         # their driver waits on.
@@ -124,68 +144,128 @@ def _below(depth: int, switch: Callable[..., Any], *args: Any) -> Any:
     return switch(*args)
 
 
-def _work(call: Callable[..., Any], args: Sequence[Any]) -> None:
+def _work(
+    call: Callable[..., Any], args: Sequence[Any], check: Callable[[BaseException], None]
+) -> None:
     """A worker's body: run the calls its drivers switch in, report each one's outcome."""
     this = getcurrent()
     state = _idle
     entered = state.entered
     while True:
         try:
-            entered.append(this)
-            message: tuple[int, Any] = (_DONE, call(*args))
+            out = call(*args)
         except BaseException as exc:  # the driver re-raises it, whatever it is
-            message = (_RAISED, exc)
-        if entered and entered[-1] is this:  # on top, as _until_top makes sure (unless a
-            entered.pop()  # signal handler raised before ``append``)
-        if entered:
-            _wake_top(state)
-        del call, args
+            # Mapped here and now, before other calls unwind below (``_wake_top``): the engine
+            # maps a host exception through its per-thread record of the last one.
+            try:
+                check(exc)
+            except BaseException as mapped:
+                exc = mapped
+            out = _Signal((_RAISED, exc))
+        if entered:  # some call is recorded (this one, if it suspended)
+            if entered[-1] is this:  # on top, as _until_top makes sure
+                entered.pop()
+            if state.waiting or state.closing:
+                _wake_top(state)
+        del call, args, check
         # Idle from here until the next call switches in (a GreenletExit thrown here when an
         # idle worker is dropped ends the greenlet, as it should).
-        call, args = this.parent.switch(message)
+        call, args, check = this.parent.switch(out)
+
+
+async def _drive(
+    call: Callable[..., Any],
+    thread: int,
+    wrong_thread: Callable[[int], BaseException],
+    finish: Callable[[Any], Any] | None,
+    check: Callable[[BaseException], None],
+    *args: Any,
+) -> Any:
+    """A promising call of ``call(*args)`` (see ``prepare_promising``). Written for a call that
+    never suspends, the usual case: no frame but this coroutine's between the awaiting task and
+    the switch into the worker (``_suspended`` takes over at the first suspension). A coroutine,
+    not a generator: what it gives the user must be one (``create_task``, trio's tasks)."""
+    if get_ident() != thread:  # wasmer objects are thread-affine (and fork-salted)
+        raise wrong_thread(thread)
+    here = getcurrent()
+    state = _idle
+    worker = state.spare
+    if worker is not None:
+        state.spare = None
+    else:
+        worker = _another_worker(state, here)
+    if worker.parent is not here:
+        worker.parent = here
+    # The awaiting task's context itself, not a copy: what an awaited coroutine would see.
+    context = here.gr_context
+    if worker.gr_context is not context:
+        worker.gr_context = context
+    out = worker.switch(call, args, check)
+    if out.__class__ is _Signal:
+        if out[0] != _RAISED:
+            out = await _suspended(worker, out)
+        if out.__class__ is _Signal:  # raised
+            _idle_again(state, worker)
+            raise out[1]  # (mapped by the worker)
+    # Idle again (it keeps the last task's context until its next call; the pool is small).
+    if state.spare is None:
+        state.spare = worker
+    else:
+        _idle_again(state, worker)
+    return out if finish is None else finish(out)
+
+
+def _another_worker(state: _Idle, here: Any) -> _PromisingGreenlet:
+    """An idle worker other than ``state.spare``: one of the others, or a new one (started, so
+    that it waits for calls in ``_work``)."""
+    if state.workers:
+        return state.workers.pop()
+    worker = _PromisingGreenlet(_work)
+    worker.gr_context = here.gr_context
+    if here.__class__ is _PromisingGreenlet:
+        # Nested (an import's coroutine making a promising call): already below every top-level
+        # caller, and padding each level would eat the recursion limit.
+        worker.switch(_nothing, (), _nothing)
+    else:
+        _below(_PADDING, worker.switch, _nothing, (), _nothing)
+    return worker
+
+
+def _nothing(*args: object) -> None:
+    """The call a new worker starts with (and its ``check``)."""
+
+
+def _idle_again(state: _Idle, worker: _PromisingGreenlet) -> None:
+    """Keep ``worker`` for a later call (as ``state.spare``, or one of at most ``_MAX_IDLE``
+    others)."""
+    if state.spare is None:
+        state.spare = worker
+    elif len(state.workers) < _MAX_IDLE:
+        state.workers.append(worker)
 
 
 @types.coroutine
-def _drive(
-    call: Callable[..., Any],
-    args: Sequence[Any],
-    nresults: int,
-    check: Callable[[BaseException], None],
-) -> Generator[Any, Any, tuple[EngineValue, ...]]:
-    here = getcurrent()
-    idle = _idle.workers
-    if idle:
-        worker = idle.pop()
-        if worker.parent is not here:
-            worker.parent = here
-        # The awaiting task's context itself, not a copy: what an awaited coroutine would see.
-        context = here.gr_context
-        if worker.gr_context is not context:
-            worker.gr_context = context
-        kind, payload = worker.switch(call, args)
-    else:
-        worker = _PromisingGreenlet(_work)
-        worker.gr_context = here.gr_context
-        if here.__class__ is _PromisingGreenlet:
-            # Nested (an import's coroutine making a promising call): already below every
-            # top-level caller, and padding each level would eat the recursion limit.
-            kind, payload = worker.switch(call, args)
-        else:
-            kind, payload = _below(_PADDING, worker.switch, call, args)
-    while kind >= _YIELD:  # _YIELD or _WAIT
-        if kind == _YIELD:
+def _suspended(worker: _PromisingGreenlet, signal: _Signal) -> Generator[Any, Any, Any]:
+    """Drive ``worker``'s call from its first suspension (``signal`` of kind ``_YIELD`` or
+    ``_WAIT``) until it is done: what the worker switched out with last (a result, or a
+    ``_Signal`` of kind ``_RAISED``)."""
+    out: Any = signal
+    closed = False
+    while out.__class__ is _Signal and out[0] != _RAISED:
+        if out[0] == _YIELD:
             # Suspended: yield to the loop what the awaitable yielded, hand back its answer.
             try:
-                sent = yield payload
+                sent = yield out[1]
             except GeneratorExit:
                 if not _may_unwind(worker):
                     _idle.closing.add(worker)  # unwound once on top (see _wake_top)
                     raise
-                kind, payload = worker.throw(GeneratorExit)
+                out = worker.throw(GeneratorExit)
+                closed = True
             except BaseException as exc:  # cancellation
-                kind, payload = worker.throw(exc)
+                out = worker.throw(exc)
             else:
-                kind, payload = worker.switch(sent)
+                out = worker.switch(sent)
         else:
             # The import is done but must not return into wasm yet (see _until_top).
             try:
@@ -194,18 +274,34 @@ def _drive(
                 _idle.closing.add(worker)
                 raise
             except BaseException as exc:  # kept by the worker until it may go on
-                kind, payload = worker.throw(exc)
+                out = worker.throw(exc)
             else:
-                kind, payload = worker.switch(None)
-    # Idle again (it keeps the last task's context until its next call; the pool is small).
-    if len(idle) < _MAX_IDLE:
-        idle.append(worker)
-    if kind == _RAISED:
-        check(payload)
-        raise payload
-    if nresults == 1:
-        return (payload,)
-    return () if nresults == 0 else tuple(payload)
+                out = worker.switch(None)
+    if closed:
+        # The driver is being closed: whatever the call ended with, closing goes on (the
+        # worker's wasm frames are unwound, it is idle again).
+        _idle_again(_idle, worker)
+        raise GeneratorExit
+    return out
+
+
+def _record_chain() -> None:
+    """Record in ``entered`` the workers on the running greenlet's parent chain that are not
+    recorded yet, outermost first: wasm calls that have not suspended (see "Resuming in order"),
+    entered after every recorded one."""
+    entered = _idle.entered
+    g: Any = getcurrent()
+    if not entered and g.__class__ is _PromisingGreenlet and g.parent.parent is None:
+        entered.append(g)  # the usual case: one worker, its driver in the thread's main greenlet
+        return
+    chain = []
+    while g is not None:
+        if g.__class__ is _PromisingGreenlet:
+            if g in entered:  # and so is every worker below it
+                break
+            chain.append(g)
+        g = g.parent
+    entered.extend(reversed(chain))
 
 
 def _wait_top(worker: _PromisingGreenlet) -> Generator[Any, Any, None]:
@@ -229,6 +325,7 @@ def _wait_top(worker: _PromisingGreenlet) -> Generator[Any, Any, None]:
 def _may_unwind(worker: _PromisingGreenlet) -> bool:
     """Whether ``worker``'s wasm frames may be unwound now: every wasm call entered after its
     own runs inside it (nested calls, which unwinding it closes first)."""
+    _record_chain()  # wasm calls running on the chain closing the driver are above it
     entered = _idle.entered
     if worker not in entered:
         return True
@@ -267,20 +364,32 @@ def _until_top(g: _PromisingGreenlet) -> BaseException | None:
     meanwhile (cancellation) is kept and returned, to be raised into the wasm then."""
     entered = _idle.entered
     error: BaseException | None = None
+    if g not in entered:
+        # Never suspended: no call entered after its own can still be in wasm (it would have
+        # run on this call's stack, and suspending it would have suspended this one).
+        return None
     while entered[-1] is not g:
         try:
-            g.parent.switch(_WAIT, None)
+            g.parent.switch(_Signal((_WAIT, None)))
         except BaseException as exc:
             if error is None:
                 error = exc
     return error
 
 
-call_promising: Final = _drive
-"""``call_promising(call, args, nresults, check)``: an awaitable running ``call(*args)`` (a wasm
-function with ``nresults`` results) as a promising call in a worker greenlet. It returns the
-results as a tuple, or raises what the call raised after ``check(exc)`` (which raises the
-exception to report instead, if any)."""
+def promising_caller(
+    call: Callable[..., Any],
+    thread: int,
+    wrong_thread: Callable[[int], BaseException],
+    finish: Callable[[Any], Any] | None,
+    check: Callable[[BaseException], None],
+) -> Callable[..., Any]:
+    """``caller(*args)``: the awaitable of a promising call of ``call(*args)`` (a wasmer
+    function of thread ``thread``: ``wrong_thread(thread)`` is raised from any other) in a
+    worker greenlet. It gives ``finish(result)`` (``result`` when ``finish`` is ``None``), or
+    raises what the call raised after ``check(exc)`` (which raises the exception to report
+    instead, if any). A ``partial`` of ``_drive``: no frame of its own per call."""
+    return functools.partial(_drive, call, thread, wrong_thread, finish, check)
 
 
 def plain_host(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -315,40 +424,51 @@ def suspending_host(
         # a plain call has this host frame in between.
         g.blocked += 1
         try:
-            out = start(*args)
+            out: Any = start(*args)
             cls = out.__class__
             if cls is tuple or cls is list:  # the results, at once (checked first: the usual case)
-                return out  # type: ignore[return-value,unused-ignore]
-            if getattr(cls, "__await__", None) is not None or inspect.isawaitable(out):
-                try:
-                    result = _await(g, out)
-                except BaseException:
-                    error = _until_top(g)
-                    if error is not None:  # a cancellation that came meanwhile goes first
-                        raise error from None
-                    raise
-                error = _until_top(g)
-                if error is not None:
-                    raise error
-                return result
-            return out  # type: ignore[return-value,unused-ignore]
+                return out  # type: ignore[no-any-return]
+            finish = None
+            if cls is PendingResults:  # stepped here, ``finish`` called here: no layer between
+                finish = out.finish
+                out = out.awaitable
+                cls = out.__class__
+            elif getattr(cls, "__await__", None) is None and not inspect.isawaitable(out):
+                return out  # type: ignore[no-any-return]
+            # ``await out``, stepped in this worker: its first step runs here and now (an
+            # awaitable that completes without waiting never leaves the worker).
+            if cls is CoroutineType or cls is GeneratorType:  # (a @types.coroutine generator)
+                it = out
+                send = out.send
+            else:
+                it = out.__await__()
+                send = getattr(it, "send", None) or _sender(it)
+            try:
+                yielded = send(None)
+            except StopIteration as stop:
+                # Never suspended: nothing entered after this call can be in wasm now (it would
+                # have run on this stack, and suspending would have suspended this call too).
+                value = stop.value
+            else:
+                value = _suspend(g, it, send, yielded)
+            return value if finish is None else finish(value)  # type: ignore[no-any-return]
         finally:
             g.blocked -= 1
 
     return run
 
 
-def _await(g: _PromisingGreenlet, awaitable: Any) -> Sequence[EngineValue]:
-    """``await awaitable`` in the worker ``g``: step it here, suspending the wasm call (switching
-    to the driver) at each value it yields to the event loop. As ``yield from`` does."""
-    it = awaitable.__await__()
-    send = getattr(it, "send", None) or _sender(it)
+def _suspend(g: _PromisingGreenlet, it: Any, send: Callable[[Any], Any], yielded: Any) -> Any:
+    """The rest of ``await`` of the iterator ``it`` in the worker ``g``, from its first yield
+    (as ``yield from`` does): the wasm call is suspended (``g`` switches to its driver) at each
+    value it yields to the event loop. What it returns (or raises) goes back into the wasm once
+    every call entered after this one has left (``_until_top``)."""
+    _record_chain()  # other wasm calls may run from here (see "Resuming in order")
     switch = g.parent.switch  # the driver's greenlet, fixed for the call
     try:
-        yielded = send(None)
         while True:
             try:
-                sent = switch(_YIELD, yielded)
+                sent = switch(_Signal((_YIELD, yielded)))
             except GeneratorExit:
                 close = getattr(it, "close", None)
                 if close is not None:
@@ -362,8 +482,16 @@ def _await(g: _PromisingGreenlet, awaitable: Any) -> Sequence[EngineValue]:
             else:
                 yielded = send(sent)
     except StopIteration as stop:
-        result: Sequence[EngineValue] = stop.value
-        return result
+        value = stop.value
+    except BaseException:
+        error = _until_top(g)
+        if error is not None:  # a cancellation that came meanwhile goes first
+            raise error from None
+        raise
+    error = _until_top(g)
+    if error is not None:
+        raise error
+    return value
 
 
 def _sender(it: Any) -> Callable[[Any], Any]:
