@@ -20,18 +20,20 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["cap_module", "uleb128"]
+__all__ = ["cap_module", "read_u32", "uleb128"]
 
 _TABLE_SECTION: Final = 4
 _MEMORY_SECTION: Final = 5
 _PLAIN_REFTYPES: Final = frozenset({0x70, 0x6F})  # funcref, externref
 
 
-class _Malformed(Exception):
+class _Malformed(ValueError):
     pass
 
 
-def _u32(data: bytes, pos: int) -> tuple[int, int]:
+def read_u32(data: bytes, pos: int) -> tuple[int, int]:
+    """The unsigned 32-bit LEB128 at ``pos``: (value, next position). ``ValueError`` past the
+    end or when longer than 5 bytes."""
     result = shift = 0
     while True:
         if pos >= len(data) or shift > 28:
@@ -62,10 +64,10 @@ def _capped_limits(data: bytes, pos: int, cap: int) -> tuple[bytes | None, int]:
     flags = data[pos]
     if flags not in (0, 1):
         raise _Unsupported
-    minimum, pos = _u32(data, pos + 1)
+    minimum, pos = read_u32(data, pos + 1)
     maximum = None
     if flags == 1:
-        maximum, pos = _u32(data, pos)
+        maximum, pos = read_u32(data, pos)
     if minimum > cap or (maximum is not None and maximum <= cap):
         return None, pos
     return b"\x01" + uleb128(minimum) + uleb128(cap), pos
@@ -78,7 +80,7 @@ class _Unsupported(Exception):
 def _rewrite(data: bytes, section: int, cap: int) -> bytes | None:
     """A table or memory section's contents with every entry capped, or ``None`` when nothing
     changed."""
-    count, pos = _u32(data, 0)
+    count, pos = read_u32(data, 0)
     out = bytearray(data[:pos])
     changed = False
     for _ in range(count):
@@ -111,7 +113,7 @@ def cap_module(wasm: bytes, memory_pages: int | None, table_elements: int | None
     try:
         while pos < len(wasm):
             section = wasm[pos]
-            size, body = _u32(wasm, pos + 1)
+            size, body = read_u32(wasm, pos + 1)
             end = body + size
             if end > len(wasm):
                 raise _Malformed

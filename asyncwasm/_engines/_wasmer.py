@@ -68,7 +68,7 @@ import wasmer_compiler_cranelift
 from greenlet import getcurrent
 
 from .. import _fork
-from .._caps import cap_module
+from .._caps import cap_module, read_u32
 from .._exceptions import (
     CompileError,
     ForkedObjectError,
@@ -468,20 +468,6 @@ _TAG_REFUSAL: Final = (
 )
 
 
-def _leb_u32(data: bytes, pos: int) -> tuple[int, int]:
-    """An unsigned LEB128 at ``pos``: (value, next position). ``IndexError`` past the end."""
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("LEB128 too long")
-
-
 def _skip_value_type(data: bytes, pos: int) -> int:
     code = data[pos]
     pos += 1
@@ -494,11 +480,11 @@ def _skip_value_type(data: bytes, pos: int) -> int:
 
 def _skip_limits(data: bytes, pos: int) -> int:
     flags = data[pos]
-    _, pos = _leb_u32(data, pos + 1)
+    _, pos = read_u32(data, pos + 1)
     if flags & 0x01:
-        _, pos = _leb_u32(data, pos)
+        _, pos = read_u32(data, pos)
     if flags & 0x08:  # custom page size
-        _, pos = _leb_u32(data, pos)
+        _, pos = read_u32(data, pos)
     return pos
 
 
@@ -516,22 +502,22 @@ def _has_tags(wasm: bytes) -> bool:
         end = len(wasm)
         while pos < end:
             section_id = wasm[pos]
-            size, pos = _leb_u32(wasm, pos + 1)
+            size, pos = read_u32(wasm, pos + 1)
             body_end = pos + size
             if section_id == 13:
                 return True
             if section_id == 2:
-                count, p = _leb_u32(wasm, pos)
+                count, p = read_u32(wasm, pos)
                 for _ in range(count):
                     for _name in range(2):  # module name, field name
-                        length, p = _leb_u32(wasm, p)
+                        length, p = read_u32(wasm, p)
                         p += length
                     kind = wasm[p]
                     p += 1
                     if kind == 0x04:
                         return True
                     if kind == 0x00:  # function: type index
-                        _, p = _leb_u32(wasm, p)
+                        _, p = read_u32(wasm, p)
                     elif kind == 0x01:  # table: reftype, limits
                         p = _skip_limits(wasm, _skip_value_type(wasm, p))
                     elif kind == 0x02:  # memory: limits
