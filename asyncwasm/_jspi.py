@@ -14,7 +14,7 @@ import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import CoroutineType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ._context import StoreCell, StoreContext, StoreObject, cell_of, context_of, handle_of
 from ._engines import UncaughtWasmException
@@ -163,18 +163,28 @@ def _finisher(t: FuncType, context: StoreContext) -> Callable[[object], object] 
     return finish
 
 
-_TESTS: dict[str, Callable[[object], bool]] = {}
+_ResultsMaker: TypeAlias = Callable[
+    [Callable[[object], Sequence[object]]], Callable[[object], Sequence[object]]
+]
+_RESULTS_MAKERS: dict[ValType | None, _ResultsMaker] = {}
 
 
-def _canonical_test(t: ValType) -> Callable[[object], bool] | None:
-    """``CANONICAL_TESTS[t]`` as a function (made once per type), or ``None``."""
-    test = _TESTS.get(t)
-    if test is None:
-        source = CANONICAL_TESTS.get(t)
-        if source is None:
-            return None
-        test = _TESTS[t] = eval(f"lambda v: {source.format(v='v')}")
-    return test
+def _results_maker(t: ValType | None) -> _ResultsMaker:
+    """``maker(slow) -> results(value)`` for a Suspending import with the one result type ``t``
+    (``None``: none or several): ``(value,)`` when the value passes ``t``'s canonical test
+    (``CANONICAL_TESTS``: already an engine value), inline in one frame; else ``slow(value)``.
+    Generated once per type."""
+    maker = _RESULTS_MAKERS.get(t)
+    if maker is None:
+        source = CANONICAL_TESTS.get(t) if t is not None else None
+        lines = ["def maker(slow):", "    def results(v):"]
+        if source is not None:
+            lines.append(f"        if {source.format(v='v')}: return (v,)")
+        lines += ["        return slow(v)", "    return results"]
+        namespace: dict[str, Any] = {}
+        exec("\n".join(lines), namespace)
+        maker = _RESULTS_MAKERS.setdefault(t, namespace["maker"])
+    return maker
 
 
 def promising(func: object) -> Promising:
@@ -219,12 +229,11 @@ def suspending_function_handle(
     # that a single result is already an engine value (an int in range, a float: see
     # ``CANONICAL_TESTS``), to be passed as it is.
     unchanged = all(convert is None for convert in converters)
-    test = _canonical_test(t.results[0]) if len(t.results) == 1 else None
 
-    def results(result: object) -> Sequence[object]:
-        if test is not None and test(result):
-            return (result,)
+    def slow_results(result: object) -> Sequence[object]:
         return results_to_engine(result, t, context)
+
+    results = _results_maker(t.results[0] if len(t.results) == 1 else None)(slow_results)
 
     def start(*engine_args: object) -> Sequence[object] | Awaitable[Sequence[object]]:
         if len(engine_args) != nparams:

@@ -463,7 +463,12 @@ def _suspend(g: _PromisingGreenlet, it: Any, send: Callable[[Any], Any], yielded
     (as ``yield from`` does): the wasm call is suspended (``g`` switches to its driver) at each
     value it yields to the event loop. What it returns (or raises) goes back into the wasm once
     every call entered after this one has left (``_until_top``)."""
-    _record_chain()  # other wasm calls may run from here (see "Resuming in order")
+    # Other wasm calls may run from here (see "Resuming in order"): record this one.
+    entered = _idle.entered
+    if not entered and g.parent.parent is None:
+        entered.append(g)  # the usual case (``_record_chain``'s, inline)
+    else:
+        _record_chain()
     switch = g.parent.switch  # the driver's greenlet, fixed for the call
     try:
         while True:
@@ -488,9 +493,10 @@ def _suspend(g: _PromisingGreenlet, it: Any, send: Callable[[Any], Any], yielded
         if error is not None:  # a cancellation that came meanwhile goes first
             raise error from None
         raise
-    error = _until_top(g)
-    if error is not None:
-        raise error
+    if entered[-1] is not g:  # (``_until_top``'s own test, inline: the usual case is on top)
+        error = _until_top(g)
+        if error is not None:
+            raise error
     return value
 
 
