@@ -700,3 +700,32 @@ async def test_promising_objects_of_one_function_share_its_prepared_path(module:
     assert await again(5) == 11
     assert await promising(inst.exports.add1)(1) == 2  # another function: its own path
     assert promising(inst.exports.add1)._invoke is not first._invoke
+
+
+def test_a_promising_call_awaited_on_another_thread_is_refused(engine: str) -> None:
+    """wasmer objects belong to the thread that made them (used from another, wasmer can crash
+    the process): a promising call of a function made on another thread raises
+    ``NotSupportedError`` when awaited there, as a plain call does, and nothing is left behind."""
+    if engine != "wasmer":
+        pytest.skip("wasmer's thread affinity")
+    rt = asyncwasm.Runtime(engine=engine)
+    try:
+        inst = Instance(Module(wat(MODULE), runtime=rt), {"env": {"f": later, "g": lambda x: x}})
+        add1 = promising(inst.exports.add1)
+        assert anyio.run(add1, 1) == 2
+        outcome: list[object] = []
+
+        def elsewhere() -> None:
+            try:
+                outcome.append(anyio.run(add1, 1))
+            except BaseException as exc:  # asserted below
+                outcome.append(exc)
+
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join(60)
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], asyncwasm.NotSupportedError)
+        assert anyio.run(add1, 1) == 2  # and on its own thread it still works
+    finally:
+        rt.close()

@@ -262,6 +262,24 @@ def test_functions_called_in_the_parent_are_refused_in_the_child(
     assert add(5, 6) == 11  # the parent's own use is untouched
 
 
+def test_promising_functions_prepared_in_the_parent_are_refused_in_the_child(
+    runtime: asyncwasm.Runtime,
+) -> None:
+    # A promising path prepared before the fork (kept on the function) must refuse too.
+    add = asyncwasm.promising(asyncwasm.Instance(asyncwasm.Module(TINY_ADD)).exports.add)
+    assert asyncio.run(add(1, 2)) == 3
+
+    def child() -> object:
+        try:
+            asyncio.run(add(3, 4))
+        except asyncwasm.ForkedObjectError:
+            return "refused"
+        return "called the parent's store"
+
+    assert _in_fork(child) == "refused"
+    assert asyncio.run(add(5, 6)) == 11
+
+
 def test_engines_survive_a_forked_child_clearing_atexit(
     runtime: asyncwasm.Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -291,8 +291,9 @@ def _salt_thread_ids() -> None:
         namespace["get_ident"] = salted
 
 
-_GENERATED: list[dict[str, Any]] = []
-"""The globals of the generated callers (see ``_caller_factory``)."""
+_GENERATED: list[dict[str, Any]] = [vars(_async)]
+"""The globals of the generated callers (see ``_caller_factory``), and of ``_wasmer_async``,
+whose promising calls test ``get_ident`` too."""
 
 
 def _wrong_thread(thread: int) -> Exception:

@@ -185,7 +185,9 @@ async def _drive(
     never suspends, the usual case: no frame but this coroutine's between the awaiting task and
     the switch into the worker (``_suspended`` takes over at the first suspension). A coroutine,
     not a generator: what it gives the user must be one (``create_task``, trio's tasks)."""
-    if get_ident() != thread:  # wasmer objects are thread-affine (and fork-salted)
+    # wasmer objects are thread-affine; ``get_ident`` is salted in a forked child (the wasmer
+    # engine replaces it in this module's globals), so the parent's objects fail this test there.
+    if get_ident() != thread:
         raise wrong_thread(thread)
     here = getcurrent()
     state = _idle
