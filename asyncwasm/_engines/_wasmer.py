@@ -546,17 +546,25 @@ def _fenced(wasm: bytes) -> tuple[bytes, bool]:
       has its segments and start function moved into a hidden export (``_wasmer_init``).
 
     Declared types, as Python sees them, come from asyncwasm's decoding of the original bytes
-    and are unchanged."""
+    and are unchanged. A module with tags is refused (``CompileError``): see ``_has_tags``."""
     wasm = cap_module(bytes(wasm), None, MAX_TABLE_LENGTH)
     deferred = defer_instantiation(wasm)
-    if deferred is None:
-        return wasm, False
-    return deferred, True
+    if deferred is not None:
+        wasm = deferred
+    if _has_tags(wasm):
+        raise CompileError(_TAG_REFUSAL)
+    return wasm, deferred is not None
 
 
 # Artifacts start with one byte saying whether the module's instantiation was deferred.
 _ARTIFACT_PLAIN: Final = b"\x00"
 _ARTIFACT_DEFERRED: Final = b"\x01"
+
+
+def _artifact(native: bytes, deferred: bool) -> bytes:
+    """What ``serialize`` gives: the marker byte, then wasmer's own artifact."""
+    return (_ARTIFACT_DEFERRED if deferred else _ARTIFACT_PLAIN) + native
+
 
 _FAILED_INSTANCES: Final[list[Any]] = []
 """Instances whose deferred instantiation failed, kept for the rest of the process: what they
@@ -627,8 +635,6 @@ class WasmerEngine(Engine):
     def compile(self, store: StoreHandle | None, wasm: bytes) -> WasmerModule:
         store = _store(store)
         wasm, deferred = _fenced(wasm)
-        if _has_tags(wasm):
-            raise CompileError(_TAG_REFUSAL)
         with _G_COMPILE:
             inner = wasmer.Module(store.inner, wasm)
         return WasmerModule(inner, store, deferred)
@@ -637,7 +643,7 @@ class WasmerEngine(Engine):
         module = _affine(module, WasmerModule, "module")
         with _G_OTHER:
             native = bytes(module.inner.serialize())
-        return (_ARTIFACT_DEFERRED if module.deferred else _ARTIFACT_PLAIN) + native
+        return _artifact(native, module.deferred)
 
     def deserialize(self, store: StoreHandle | None, artifact: bytes) -> WasmerModule:
         store = _store(store)
@@ -651,14 +657,12 @@ class WasmerEngine(Engine):
     @staticmethod
     def compile_artifact(wasm: bytes) -> bytes:
         wasm, deferred = _fenced(wasm)
-        if _has_tags(wasm):
-            raise CompileError(_TAG_REFUSAL)
         store = _new_wasmer_store()
         with _G_COMPILE:
             module = wasmer.Module(store, wasm)
         with _G_OTHER:
             native = bytes(module.serialize())
-        return (_ARTIFACT_DEFERRED if deferred else _ARTIFACT_PLAIN) + native
+        return _artifact(native, deferred)
 
     # -- stores and instances ---------------------------------------------------------------
     def new_store(self, limits: Limits | None = None) -> WasmerStore:
