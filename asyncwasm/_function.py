@@ -9,11 +9,18 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
 from ._context import StoreCell, StoreContext, StoreObject, handle_of
 from ._engines import UncaughtWasmException
-from ._engines._base import ExternHandle, FuncHandle, InlineCall, InlineHost, close_awaitable
+from ._engines._base import (
+    ExternHandle,
+    FuncHandle,
+    InlineCall,
+    InlineHost,
+    StoreHandle,
+    close_awaitable,
+)
 from ._tag import exception_from_engine
 from ._types import FuncType, ValType
 from ._values import (
@@ -26,8 +33,8 @@ from ._values import (
 )
 
 __all__ = [
+    "CallParts",
     "Function",
-    "count_error",
     "forwarder",
     "host_function_handle",
     "refuse_awaitable",
@@ -97,15 +104,16 @@ class Function(StoreObject[FuncType | None], kind="function"):
         t = self._type
         return f"<asyncwasm.Function {t if t is not None else '(type unknown)'}>"
 
-    def _prepare(self, nargs: int) -> Callable[..., Any]:
-        """Make this function's call path (checking what a call checks, in the same order)."""
+    def call_parts(self, nargs: int) -> CallParts:
+        """What a prepared call path of this function (plain or promising) is made of, checked
+        as a call checks, in the same order: the argument count, then the signature's value
+        types."""
         t = self.type
         if nargs != len(t.params):
             raise count_error(len(t.params), nargs)
         context = self._context
         check_boundary_types(t.params, context.features, "this function's signature")
         check_boundary_types(t.results, context.features, "this function's signature")
-        engine, store, func = context.engine, self._cell.handle, handle_of(self, FuncHandle)
         cell = self._cell
 
         def uncaught(error: UncaughtWasmException) -> BaseException:
@@ -114,7 +122,20 @@ class Function(StoreObject[FuncType | None], kind="function"):
         def given_error(given: int) -> TypeError:
             return count_error(len(t.params), given)
 
-        to_engine = tuple(to_engine_converter(p, context) for p in t.params)
+        return CallParts(
+            t,
+            context,
+            cell.handle,
+            handle_of(self, FuncHandle),
+            tuple(to_engine_converter(p, context) for p in t.params),
+            given_error,
+            uncaught,
+        )
+
+    def _prepare(self, nargs: int) -> Callable[..., Any]:
+        """Make this function's call path (checking what a call checks, in the same order)."""
+        t, context, store, func, to_engine, given_error, uncaught = self.call_parts(nargs)
+        engine = context.engine
         inline: InlineCall | None = None
         if not any(converts_from_engine(r) for r in t.results):
             try:
@@ -157,6 +178,21 @@ def _first_call(ref: weakref.ref[Function], *args: object) -> Any:
     function = ref()
     assert function is not None  # it is being called
     return function._prepare(len(args))(*args)
+
+
+class CallParts(NamedTuple):
+    """See ``Function.call_parts``."""
+
+    type: FuncType
+    context: StoreContext
+    store: StoreHandle
+    func: FuncHandle
+    to_engine: tuple[Callable[[object], object], ...]
+    """One converter per parameter."""
+    count_error: Callable[[int], TypeError]
+    """The error for a call given this many arguments."""
+    uncaught: Callable[[UncaughtWasmException], BaseException]
+    """The public exception for a wasm exception nothing caught."""
 
 
 def count_error(expected: int, given: int) -> TypeError:

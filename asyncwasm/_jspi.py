@@ -16,17 +16,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from ._context import StoreCell, StoreContext, StoreObject, cell_of, context_of, handle_of
-from ._engines import UncaughtWasmException
+from ._context import StoreCell, StoreContext, StoreObject, cell_of, handle_of
 from ._engines._base import FuncHandle, PendingResults
 from ._exceptions import SuspendError
-from ._function import Function, count_error, forwarder, refuse_awaitable, results_to_engine
-from ._tag import exception_from_engine
+from ._function import Function, forwarder, refuse_awaitable, results_to_engine
 from ._values import (
     CANONICAL_TESTS,
-    check_boundary_types,
     from_engine_converter,
-    to_engine_converter,
 )
 
 if TYPE_CHECKING:
@@ -116,21 +112,8 @@ def _prepare(func: Function, nargs: int) -> Callable[..., Awaitable[Any]]:
     prepared = func._promising
     if prepared is not None:
         return prepared
-    t = func.type
-    if nargs != len(t.params):
-        raise count_error(len(t.params), nargs)
-    context = context_of(func)
-    check_boundary_types(t.params, context.features, "this function's signature")
-    check_boundary_types(t.results, context.features, "this function's signature")
-    engine, cell, handle = context.engine, cell_of(func), handle_of(func, FuncHandle)
-    store = cell.handle
-
-    def uncaught(error: UncaughtWasmException) -> BaseException:
-        return exception_from_engine(context, cell, error)
-
-    def given_error(given: int) -> TypeError:
-        return count_error(len(t.params), given)
-
+    t, context, store, handle, to_engine, given_error, uncaught = func.call_parts(nargs)
+    engine = context.engine
     finish = _finisher(t, context)
     try:
         caller = engine.prepare_promising(store, handle, t, finish, uncaught)
@@ -140,7 +123,6 @@ def _prepare(func: Function, nargs: int) -> Callable[..., Awaitable[Any]]:
         def caller(*args: object) -> Awaitable[object]:
             return engine.prepare_promising(store, handle, t, finish, uncaught)(*args)
 
-    to_engine = tuple(to_engine_converter(p, context) for p in t.params)
     invoke: Callable[..., Awaitable[Any]] = forwarder(t)(caller, to_engine, given_error)
     func._promising = invoke
     return invoke
